@@ -1,0 +1,37 @@
+# Two commands do everything on a fresh machine:
+#   make demo   set up .venv and train ESMM and MMoE on the bundled Ali-CCP sample
+#   make test   set up .venv and run the whole test suite (unit tests + notebooks)
+#
+# PyTorch is installed first and on its own: a bare `torch` requirement pulls a CUDA build of
+# several GB. TORCH_SPEC names the build to install; on machines where PyPI's torch is a CUDA
+# build, point pip at the CPU wheels, e.g.
+#   make demo TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+DATA ?= data/ali-ccp
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test notebooks student bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m rechub_mini train --model esmm --data $(DATA)
+	$(PY) -m rechub_mini train --model mmoe --data $(DATA)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,120 @@
+"""Checkpoints that rebuild a model on their own, written so that a crash never loses one.
+
+A checkpoint holds the model class and its constructor arguments (features included), the
+weights, the optimizer state, the epoch and the training history. It is written to a temporary
+file in the same folder, flushed to disk, then renamed over the old one: a kill at any moment
+leaves either the previous checkpoint or the new one, never half of one.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .errors import CheckpointError
+from .features import DenseFeature, SparseFeature, feature_from_dict
+
+CHECKPOINT_FORMAT = "rechub_mini.checkpoint/1"
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` via a temp file in the same folder + fsync + rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _encode(value):
+    if isinstance(value, (SparseFeature, DenseFeature)):
+        return {"__feature__": value.to_dict()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    return value
+
+
+def _decode(value):
+    if isinstance(value, dict) and "__feature__" in value:
+        return feature_from_dict(value["__feature__"])
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _decode(v) for k, v in value.items()}
+    return value
+
+
+def save_checkpoint(path: str | os.PathLike, model, optimizer_state: dict | None = None,
+                    epoch: int | None = None, history: dict | None = None) -> None:
+    """Save everything needed to rebuild `model` (and resume training) to `path`, atomically."""
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "package_version": __version__,
+        "model_class": type(model).__name__,
+        "model_args": _encode(model.init_args),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer_state": optimizer_state,
+        "epoch": epoch,
+        "history": history,
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint file, with a clear error if it is missing or damaged."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pth"
+    if not path.exists():
+        raise CheckpointError(f"No checkpoint at {path.name!r} (looked in {path.parent.name!r}).")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"Checkpoint {path.name!r} is damaged or truncated and cannot be "
+                              f"read ({type(err).__name__}). Use an earlier copy or retrain."
+                              ) from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path.name!r} is not a rechub_mini checkpoint (a bare state "
+                              f"dict? load it with model.load_state_dict instead).")
+    return payload
+
+
+def load_model(path: str | os.PathLike, features=None):
+    """Rebuild the model stored in a checkpoint (file, or folder holding `model.pth`).
+
+    If `features` is given, they must match the checkpoint's (names, vocab sizes, dims).
+    """
+    from .models import MODEL_CLASSES
+
+    payload = read_checkpoint(path)
+    cls = MODEL_CLASSES.get(payload["model_class"])
+    if cls is None:
+        raise CheckpointError(f"Checkpoint holds unknown model class {payload['model_class']!r}.")
+    model = cls(**_decode(payload["model_args"]))
+    if features is not None and list(features) != model.features:
+        stored = {f.name: f for f in model.features}
+        given = {f.name: f for f in features}
+        diff = sorted(n for n in stored.keys() | given.keys() if stored.get(n) != given.get(n))
+        raise CheckpointError(f"The features do not match the checkpoint's; they differ in "
+                              f"{diff}. Build the features the way the model was trained.")
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as err:
+        raise CheckpointError(f"Checkpoint weights do not fit the model: {err}") from None
+    return model

@@ -1,0 +1,1 @@
+"""Datasets: the Ali-CCP schema, its loader, a synthetic stand-in and the raw-log preprocessor."""

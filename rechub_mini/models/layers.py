@@ -1,0 +1,169 @@
+"""Building blocks shared by the models: embedding tables, MLPs, and parallel experts.
+
+`EmbeddingLayer` keeps one table per embedding size for all sparse features (offsets tell the
+features apart), so a batch needs one lookup and one sparse optimizer update instead of one per
+feature. Its gradients are sparse by default: only the rows in the batch are touched, which is
+most of the speed-up over dense Adam on millions of embedding rows.
+Taught in tutorials/*/02_esmm.ipynb and 03_mmoe.ipynb.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from ..data import check_id_range
+from ..errors import DataError
+from ..features import DenseFeature, Feature, SparseFeature, check_unique_names
+
+ACTIVATIONS = {"relu": nn.ReLU, "prelu": nn.PReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
+               "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU}
+EMBEDDING_INIT_STD = 0.01
+
+
+def make_activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise DataError(f"Unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}.")
+    return ACTIVATIONS[name]()
+
+
+class EmbeddingLayer(nn.Module):
+    """Turns a batch dict into one flat vector per row: sparse embeddings, then dense values.
+
+    Args:
+        features: SparseFeature and DenseFeature definitions, in any order.
+        sparse_grad: give the tables sparse gradients (use SparseAdam); set False for
+            optimizers or backends that need dense gradients (e.g. DDP with nccl).
+    """
+
+    def __init__(self, features: Sequence[Feature], sparse_grad: bool = True) -> None:
+        super().__init__()
+        check_unique_names(list(features))
+        self.sparse_features = [f for f in features if isinstance(f, SparseFeature)]
+        self.dense_features = [f for f in features if isinstance(f, DenseFeature)]
+        self.dims = sorted({f.embed_dim for f in self.sparse_features})
+        self.tables = nn.ModuleList()
+        self.groups: list[list[SparseFeature]] = []
+        for i, dim in enumerate(self.dims):
+            group = [f for f in self.sparse_features if f.embed_dim == dim]
+            sizes = torch.tensor([f.vocab_size for f in group])
+            offsets = torch.cumsum(sizes, 0) - sizes
+            table = nn.Embedding(int(sizes.sum()), dim, sparse=sparse_grad)
+            nn.init.normal_(table.weight, std=EMBEDDING_INIT_STD)
+            self.tables.append(table)
+            self.groups.append(group)
+            self.register_buffer(f"offsets_{i}", offsets, persistent=False)
+            self.register_buffer(f"vocab_sizes_{i}", sizes, persistent=False)
+        self.output_dim = sum(f.embed_dim for f in self.sparse_features) + len(self.dense_features)
+
+    def _lookup(self, x: Mapping[str, torch.Tensor], i: int) -> torch.Tensor:
+        """Embeddings of group i as [batch, fields, dim]."""
+        group = self.groups[i]
+        try:
+            ids = torch.stack([x[f.name] for f in group], dim=1)
+        except KeyError as missing:
+            raise DataError(f"The batch has no column {missing.args[0]!r}, which the model's "
+                            f"features need. Build x with one key per feature.") from None
+        if ids.is_floating_point():
+            raise DataError(f"Sparse features {[f.name for f in group]} must hold integer ids, "
+                            f"got {ids.dtype}. Convert the columns to int.")
+        sizes = getattr(self, f"vocab_sizes_{i}")
+        if bool(((ids < 0) | (ids >= sizes)).any()):
+            for j, f in enumerate(group):
+                check_id_range(f, ids[:, j])
+        return self.tables[i](ids + getattr(self, f"offsets_{i}"))
+
+    def _dense(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return torch.stack([x[f.name].float() for f in self.dense_features], dim=1)
+
+    def forward(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        parts = [self._lookup(x, i).flatten(1) for i in range(len(self.tables))]
+        if self.dense_features:
+            parts.append(self._dense(x))
+        return torch.cat(parts, dim=1)
+
+    def sum_pooled(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Field-wise sum pooling (ESMM paper): all sparse embeddings summed, then dense values."""
+        if len(self.dims) != 1:
+            raise DataError(f"Sum pooling needs one embed_dim for all sparse features of a "
+                            f"group, got {self.dims}.")
+        parts = [self._lookup(x, 0).sum(dim=1)]
+        if self.dense_features:
+            parts.append(self._dense(x))
+        return torch.cat(parts, dim=1)
+
+    def pooled_dim(self) -> int:
+        return (self.dims[0] if self.dims else 0) + len(self.dense_features)
+
+
+class MLP(nn.Module):
+    """Linear layers with activation (and optional batch norm and dropout) between them.
+
+    With `output_layer=True` a final Linear maps to one output (a logit or a regression value).
+    """
+
+    def __init__(self, input_dim: int, dims: Sequence[int] = (), dropout: float = 0.0,
+                 activation: str = "relu", output_layer: bool = True,
+                 batch_norm: bool = False) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for dim in dims:
+            layers.append(nn.Linear(input_dim, dim))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(dim))
+            layers.append(make_activation(activation))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            input_dim = dim
+        if output_layer:
+            layers.append(nn.Linear(input_dim, 1))
+            input_dim = 1
+        self.output_dim = input_dim
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ParallelMLP(nn.Module):
+    """`copies` independent MLPs (the experts of MMoE) run as one batched matrix product.
+
+    Input [batch, input_dim] -> output [batch, copies, dims[-1]].
+    """
+
+    def __init__(self, copies: int, input_dim: int, dims: Sequence[int], dropout: float = 0.0,
+                 activation: str = "relu") -> None:
+        super().__init__()
+        if not dims:
+            raise DataError("Experts need at least one hidden layer: expert_params={'dims': [16]}.")
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for dim in dims:
+            bound = 1.0 / input_dim ** 0.5  # the same uniform init as nn.Linear
+            self.weights.append(nn.Parameter(torch.empty(copies, input_dim, dim).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(copies, dim).uniform_(-bound, bound)))
+            input_dim = dim
+        self.activation = make_activation(activation)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.output_dim = input_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.einsum("bi,cih->bch", x, self.weights[0]) + self.biases[0]
+        h = self.dropout(self.activation(h))
+        for w, b in zip(self.weights[1:], self.biases[1:]):
+            h = self.dropout(self.activation(torch.einsum("bci,cih->bch", h, w) + b))
+        return h
+
+
+MLP_OPTIONS = {"dims", "dropout", "activation", "batch_norm"}
+
+
+def tower(input_dim: int, params: Mapping | None, what: str, output_layer: bool = True) -> MLP:
+    """An MLP built from a params dict such as {"dims": [16, 8], "dropout": 0.1}."""
+    params = dict(params or {})
+    unknown = set(params) - MLP_OPTIONS
+    if unknown:
+        raise DataError(f"{what} has unknown options {sorted(unknown)}; allowed: "
+                        f"{sorted(MLP_OPTIONS)}, e.g. {{'dims': [16, 8]}}.")
+    return MLP(input_dim, output_layer=output_layer, **params)

@@ -1,0 +1,76 @@
+"""MMoE: Multi-gate Mixture-of-Experts (Ma et al., KDD 2018, doi 10.1145/3219819.3220007).
+
+Several expert networks read the same input; each task has its own gate, a softmax over the
+experts, and its own tower on the gate-weighted mix of expert outputs. Tasks that disagree can
+lean on different experts, which a single shared bottom cannot offer. Taught in
+tutorials/*/03_mmoe.ipynb.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import DataError
+from ..features import Feature
+from .base import TaskHeadsModel
+from .layers import EmbeddingLayer, ParallelMLP, tower
+
+
+class MMOE(TaskHeadsModel):
+    """MMoE over sparse and dense features, for classification and regression tasks.
+
+    Args:
+        features: input features (sparse and dense).
+        task_types: one of "classification" / "regression" per task; y has one column per task.
+        n_expert: number of experts.
+        expert_params: expert MLP options, e.g. {"dims": [16]} (no output layer).
+        tower_params_list: one tower options dict per task, e.g. [{"dims": [8]}, {"dims": [8]}].
+        task_names: names for printing and history (default task_0, task_1, ...).
+        sparse_grad: sparse embedding gradients (fast with SparseAdam).
+    """
+
+    def __init__(self, features: Sequence[Feature], task_types: Sequence[str], n_expert: int,
+                 expert_params: Mapping, tower_params_list: Sequence[Mapping],
+                 task_names: Sequence[str] | None = None, sparse_grad: bool = True) -> None:
+        super().__init__()
+        self._setup_tasks(task_types, task_names)
+        if len(tower_params_list) != len(self.task_types):
+            raise DataError(f"MMOE got {len(self.task_types)} task_types but "
+                            f"{len(tower_params_list)} tower_params_list entries; give one "
+                            f"tower per task.")
+        if int(n_expert) < 1:
+            raise DataError(f"n_expert must be at least 1, got {n_expert}.")
+        self.features = list(features)
+        self.init_args = dict(features=self.features, task_types=self.task_types,
+                              n_expert=int(n_expert), expert_params=dict(expert_params),
+                              tower_params_list=[dict(p) for p in tower_params_list],
+                              task_names=self.task_names, sparse_grad=sparse_grad)
+        self.embedding = EmbeddingLayer(self.features, sparse_grad)
+        input_dim = self.embedding.output_dim
+        options = dict(expert_params)
+        unknown = set(options) - {"dims", "dropout", "activation"}
+        if unknown:
+            raise DataError(f"expert_params has unknown options {sorted(unknown)}; allowed: "
+                            f"dims, dropout, activation.")
+        self.experts = ParallelMLP(int(n_expert), input_dim, **options)
+        self.gates = nn.ModuleList(nn.Linear(input_dim, int(n_expert)) for _ in self.task_types)
+        self.towers = nn.ModuleList(
+            tower(self.experts.output_dim, p, f"tower_params_list[{i}]")
+            for i, p in enumerate(tower_params_list))
+
+    def _gates_and_experts(self, x):
+        h = self.embedding(x)
+        gates = torch.stack([torch.softmax(g(h), dim=1) for g in self.gates], dim=1)
+        return gates, self.experts(h)  # [batch, tasks, experts], [batch, experts, hidden]
+
+    def raw_outputs(self, x):
+        gates, experts = self._gates_and_experts(x)
+        mixed = torch.bmm(gates, experts)  # [batch, tasks, hidden]
+        return torch.cat([t(mixed[:, i]) for i, t in enumerate(self.towers)], dim=1)
+
+    @torch.no_grad()
+    def gate_weights(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Gate weights [batch, tasks, experts] for a batch; each row sums to 1 over experts."""
+        return self._gates_and_experts(x)[0]

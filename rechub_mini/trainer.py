@@ -1,0 +1,228 @@
+"""MTLTrainer: trains any model of rechub_mini, evaluates it per task, and keeps the best one.
+
+Embedding tables get sparse gradients and SparseAdam, which updates only the rows in the batch;
+dense layers use Adam. `weight_decay` applies to the dense layers only: SparseAdam has none, so
+embedding rows that a batch does not touch are left alone (Adam with weight decay over dense
+embedding gradients shrinks every row, every step). The model owns its loss, so ESMM is trained
+the same way whatever `task_types` says. Taught in tutorials/*/00_quickstart.ipynb.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .checkpoint import save_checkpoint
+from .data import BatchLoader
+from .errors import DataError, TrainingError
+from .metrics import TaskScores, task_scores
+from .models.base import MultiTaskModel, TaskHeadsModel
+
+PROGRESS_ENV = "RECHUB_MINI_PROGRESS"
+ADAM_OPTIONS = {"lr", "betas", "eps"}
+
+
+def show_progress(progress: bool | None) -> bool:
+    """Progress bars: the argument if given, else $RECHUB_MINI_PROGRESS, else only in a terminal."""
+    if progress is not None:
+        return progress
+    env = os.environ.get(PROGRESS_ENV)
+    if env is not None:
+        return env.strip().lower() not in ("0", "false", "no", "off", "")
+    return sys.stdout.isatty()
+
+
+def split_parameters(model: nn.Module) -> tuple[list, list]:
+    """(sparse-gradient embedding weights, every other trainable parameter)."""
+    sparse_ids = {id(m.weight) for m in model.modules()
+                  if isinstance(m, nn.Embedding) and m.sparse}
+    sparse = [p for p in model.parameters() if id(p) in sparse_ids]
+    dense = [p for p in model.parameters() if id(p) not in sparse_ids and p.requires_grad]
+    return sparse, dense
+
+
+class MTLTrainer:
+    """Trains a multi-task model with early stopping on a validation metric.
+
+    Args:
+        model: ESMM, BaseCVR, MMOE or SharedBottom.
+        task_types: accepted for torch-rechub compatibility. ESMM and BaseCVR ignore it (their
+            loss is fixed); for MMOE/SharedBottom it must equal the model's task_types.
+        optimizer_params: {"lr": ..., "weight_decay": ...} (also "betas", "eps").
+        n_epoch: maximum number of epochs.
+        earlystop_taskid: index of the task whose validation score decides the best epoch
+            (for ESMM, 0 is the CVR AUC on clicked rows).
+        earlystop_patience: stop after this many epochs without a better validation score.
+        device: "cpu" or "cuda".
+        model_path: folder where the best model is saved as `model.pth` (None: not saved).
+        seed: seeds the shuffling and any dropout, so a run with a seed is reproducible.
+        progress: progress bars (default: $RECHUB_MINI_PROGRESS, else only in a terminal).
+        verbose: print one line per epoch.
+    """
+
+    def __init__(self, model: MultiTaskModel, task_types: Sequence[str] | None = None,
+                 optimizer_params: Mapping | None = None, n_epoch: int = 10,
+                 earlystop_taskid: int = 0, earlystop_patience: int = 10, device: str = "cpu",
+                 model_path: str | os.PathLike | None = None, seed: int | None = None,
+                 progress: bool | None = None, verbose: bool = True) -> None:
+        if isinstance(model, TaskHeadsModel) and task_types is not None \
+                and list(task_types) != model.task_types:
+            raise DataError(f"task_types {list(task_types)} differ from the model's "
+                            f"{model.task_types}; pass the same list to both.")
+        if not 0 <= earlystop_taskid < len(model.task_names):
+            raise DataError(f"earlystop_taskid {earlystop_taskid} is not a task index of "
+                            f"{model.task_names}.")
+        options = dict(optimizer_params or {})
+        unknown = set(options) - ADAM_OPTIONS - {"weight_decay"}
+        if unknown:
+            raise DataError(f"optimizer_params has unknown options {sorted(unknown)}; allowed: "
+                            f"lr, weight_decay, betas, eps.")
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.n_epoch = n_epoch
+        self.earlystop_taskid = earlystop_taskid
+        self.earlystop_patience = earlystop_patience
+        self.model_path = model_path
+        self.seed = seed
+        self.progress = show_progress(progress)
+        self.verbose = verbose
+        sparse, dense = split_parameters(model)
+        adam = {k: v for k, v in options.items() if k in ADAM_OPTIONS}
+        self.optimizers = []
+        if dense:
+            self.optimizers.append(torch.optim.Adam(
+                dense, weight_decay=options.get("weight_decay", 0.0), **adam))
+        if sparse:
+            self.optimizers.append(torch.optim.SparseAdam(sparse, **adam))
+        self.history: dict = {}
+
+    def _batches(self, loader, desc: str):
+        return tqdm(loader, desc=desc, leave=False, disable=not self.progress)
+
+    def _to_device(self, x: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device, non_blocking=True) for k, v in x.items()}
+
+    def _check(self, loader: BatchLoader) -> None:
+        if not isinstance(loader, BatchLoader):
+            raise DataError(f"Expected a loader from DataGenerator/BatchLoader, got "
+                            f"{type(loader).__name__}.")
+        loader.check_features(self.model.features)
+        if loader.y is None:
+            raise DataError("This loader has no labels (y); training and evaluation need them.")
+        self.model.check_labels(loader.y)
+
+    def train_one_epoch(self, loader: BatchLoader, epoch: int) -> dict[str, float]:
+        """One pass over `loader`; returns the mean of each loss part."""
+        self.model.train()
+        sums: dict[str, torch.Tensor] = {}
+        steps = 0
+        for x, y in self._batches(loader, f"train {epoch + 1}"):
+            x, y = self._to_device(x), y.to(self.device, non_blocking=True)
+            total, parts = self.model.loss(x, y)
+            if not torch.isfinite(total):
+                raise TrainingError(
+                    f"The training loss became {total.item()} at epoch {epoch + 1}, step "
+                    f"{steps + 1}. Lower the learning rate (now "
+                    f"{self.optimizers[0].param_groups[0]['lr']}); the last saved checkpoint "
+                    f"is unchanged.")
+            for opt in self.optimizers:
+                opt.zero_grad(set_to_none=True)
+            total.backward()
+            for opt in self.optimizers:
+                opt.step()
+            for name, value in parts.items():
+                sums[name] = sums.get(name, 0.0) + value.detach()
+            steps += 1
+        return {name: float(s) / max(steps, 1) for name, s in sums.items()}
+
+    def fit(self, train_dataloader: BatchLoader, val_dataloader: BatchLoader | None = None
+            ) -> dict:
+        """Train; return the history {"epoch", "train_loss", "val", "best_epoch"}.
+
+        With a validation loader, the weights of the best epoch are restored at the end and
+        saved to `model_path`; without one, the last epoch's weights are kept and saved.
+        """
+        self._check(train_dataloader)
+        if val_dataloader is not None:
+            self._check(val_dataloader)
+        if self.seed is not None:
+            torch.manual_seed(self.seed)
+            train_dataloader.seed = self.seed
+        names = self.model.task_names
+        history = {"epoch": [], "train_loss": {}, "val": {n: [] for n in names},
+                   "best_epoch": None}
+        best_score, best_state, waited = None, None, 0
+        key = self.earlystop_taskid
+        higher_is_better = self.model.task_types[key] == "classification"
+        for epoch in range(self.n_epoch):
+            train_dataloader.set_epoch(epoch)
+            losses = self.train_one_epoch(train_dataloader, epoch)
+            history["epoch"].append(epoch + 1)
+            for name, value in losses.items():
+                history["train_loss"].setdefault(name, []).append(value)
+            line = f"epoch {epoch + 1}/{self.n_epoch}  train loss " + ", ".join(
+                f"{n} {v:.4f}" for n, v in losses.items())
+            if val_dataloader is None:
+                history["best_epoch"] = epoch + 1
+                self._save(epoch, history)
+                self._print(line)
+                continue
+            scores = self.evaluate(self.model, val_dataloader)
+            for name, value in scores.as_dict().items():
+                history["val"][name].append(value)
+            self._print(f"{line}  |  val {scores}")
+            score = scores[key]
+            improved = not math.isnan(score) and (
+                best_score is None or (score > best_score if higher_is_better else score < best_score))
+            if improved or best_state is None:
+                best_score, waited = (score if not math.isnan(score) else None), 0
+                best_state = copy.deepcopy(self.model.state_dict())
+                history["best_epoch"] = epoch + 1
+                self._save(epoch, history)
+            else:
+                waited += 1
+                if waited >= self.earlystop_patience:
+                    self._print(f"early stop: no better val {names[key]} for {waited} epochs; "
+                                f"best epoch {history['best_epoch']}")
+                    break
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        self.history = history
+        return history
+
+    def _print(self, line: str) -> None:
+        if self.verbose:
+            print(line)
+
+    def _save(self, epoch: int, history: dict) -> None:
+        if self.model_path is None:
+            return
+        path = os.path.join(self.model_path, "model.pth")
+        state = [opt.state_dict() for opt in self.optimizers]
+        save_checkpoint(path, self.model, {"optimizers": state}, epoch + 1, copy.deepcopy(history))
+
+    @torch.inference_mode()
+    def predict(self, model: nn.Module, data_loader: BatchLoader) -> np.ndarray:
+        """Predictions [rows, tasks] as a numpy array, in the loader's row order."""
+        model.eval()
+        if isinstance(data_loader, BatchLoader):
+            data_loader.check_features(model.features)
+        outputs = [model(self._to_device(x)).float().cpu()
+                   for x, _ in self._batches(data_loader, "predict")]
+        return torch.cat(outputs).numpy()
+
+    def evaluate(self, model: nn.Module, data_loader: BatchLoader) -> TaskScores:
+        """Per-task scores on `data_loader` (AUC, or MSE for regression tasks).
+
+        For ESMM and BaseCVR: CVR AUC on clicked rows, CTR and CTCVR AUC on all rows.
+        """
+        self._check(data_loader)
+        predictions = torch.from_numpy(self.predict(model, data_loader))
+        return task_scores(model, data_loader.y, predictions)
