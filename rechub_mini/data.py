@@ -171,6 +171,27 @@ class BatchLoader:
                 _check_finite(f.name, column)
         self._checked.add(key)
 
+    def label_leaks(self, names: Sequence[str]) -> list[str]:
+        """Descriptions of input columns in `names` that equal a label or a product of two.
+
+        A label that sneaks in as a feature (torch-rechub's tutorial builds `ctcvr_label`
+        before choosing "every other column" as features) makes every AUC meaningless.
+        """
+        if self.y is None:
+            return []
+        labels = {f"y[:, {j}]": self.y[:, j] for j in range(self.y.shape[1])}
+        for j in range(self.y.shape[1]):
+            for k in range(j + 1, self.y.shape[1]):
+                labels[f"y[:, {j}] x y[:, {k}]"] = self.y[:, j] * self.y[:, k]
+        leaks = []
+        for name in names:
+            column = self.x[name].float()
+            for label, values in labels.items():
+                if values.min() != values.max() and torch.equal(column, values):
+                    leaks.append(f"feature {name!r} equals the label {label}")
+                    break
+        return leaks
+
 
 def _checked_ids(feature: SparseFeature, column: torch.Tensor) -> torch.Tensor:
     if column.is_floating_point():

@@ -62,7 +62,7 @@ class TaskScores(list):
 
     def table(self) -> str:
         """A small aligned text table, one task per line."""
-        width = max(len(n) for n in self.names)
+        width = max(len(n) for n in ["task", *self.names])
         lines = [f"{'task':<{width}}  metric  {'score':>7}  rows"]
         for name, metric, note, value in zip(self.names, self.metrics, self.notes, self):
             lines.append(f"{name:<{width}}  {metric:<6}  {value:>7.{self.digits}f}  {note or 'all rows'}")

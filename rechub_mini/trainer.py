@@ -12,6 +12,7 @@ import copy
 import math
 import os
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -27,6 +28,10 @@ from .models.base import MultiTaskModel, TaskHeadsModel
 
 PROGRESS_ENV = "RECHUB_MINI_PROGRESS"
 ADAM_OPTIONS = {"lr", "betas", "eps"}
+
+
+class LabelLeakWarning(UserWarning):
+    """A feature column is a copy of a label: the model would learn to read the answer."""
 
 
 def show_progress(progress: bool | None) -> bool:
@@ -102,6 +107,7 @@ class MTLTrainer:
         if sparse:
             self.optimizers.append(torch.optim.SparseAdam(sparse, **adam))
         self.history: dict = {}
+        self._leak_checked: set[int] = set()
 
     def _batches(self, loader, desc: str):
         return tqdm(loader, desc=desc, leave=False, disable=not self.progress)
@@ -117,6 +123,12 @@ class MTLTrainer:
         if loader.y is None:
             raise DataError("This loader has no labels (y); training and evaluation need them.")
         self.model.check_labels(loader.y)
+        if id(loader) not in self._leak_checked:
+            self._leak_checked.add(id(loader))
+            for leak in loader.label_leaks([f.name for f in self.model.features]):
+                warnings.warn(f"Label leak: {leak}, so the model can read the answer from its "
+                              f"input and its scores mean nothing. Remove that column from "
+                              f"the features.", LabelLeakWarning, stacklevel=3)
 
     def train_one_epoch(self, loader: BatchLoader, epoch: int) -> dict[str, float]:
         """One pass over `loader`; returns the mean of each loss part."""

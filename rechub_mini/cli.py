@@ -1,0 +1,130 @@
+"""Command line: `python -m rechub_mini train | synth | preprocess`.
+
+`train` is the headless main job: it trains ESMM, MMoE, shared-bottom or BASE on processed
+Ali-CCP CSVs and prints per-task scores on the test split. Input errors are printed as one line
+with exit status 2; `--debug` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import torch
+
+from .errors import CheckpointError, DataError, TrainingError
+
+MODELS = ("esmm", "mmoe", "shared_bottom", "base_cvr")
+
+
+def build_model(name: str, data, embed_dim: int | None):
+    """The tutorial-sized model `name` with features built from `data.train`."""
+    from .datasets import ali_ccp
+    from .datasets.ali_ccp_schema import DENSE_COLUMNS, SPARSE_COLUMNS
+    from .models import ESMM, MMOE, BaseCVR, SharedBottom
+
+    if name in ("esmm", "base_cvr"):
+        dim = embed_dim or 16
+        user = ali_ccp.build_features(data.train, ali_ccp.ESMM_USER_COLUMNS, dim)
+        item = ali_ccp.build_features(data.train, ali_ccp.ESMM_ITEM_COLUMNS, dim)
+        cls = ESMM if name == "esmm" else BaseCVR
+        return cls(user, item, cvr_params={"dims": [16, 8]}, ctr_params={"dims": [16, 8]})
+    features = ali_ccp.build_features(data.train, SPARSE_COLUMNS + DENSE_COLUMNS, embed_dim or 4)
+    tasks = ["classification", "classification"]
+    towers = [{"dims": [8]}, {"dims": [8]}]
+    if name == "mmoe":
+        return MMOE(features, tasks, 8, {"dims": [16]}, towers, task_names=["purchase", "click"])
+    return SharedBottom(features, tasks, {"dims": [16]}, towers, task_names=["purchase", "click"])
+
+
+def train(args: argparse.Namespace) -> None:
+    from .data import DataGenerator
+    from .datasets import ali_ccp
+    from .trainer import MTLTrainer
+
+    torch.manual_seed(args.seed)
+    data = ali_ccp.load_ali_ccp(args.data)
+    print(f"data: {', '.join(f'{s} {len(f):,} rows' for s, f in data.splits().items())} "
+          f"({data.files['train']}, ...)")
+    model = build_model(args.model, data, args.embed_dim)
+    inputs = {s: ali_ccp.model_inputs(f, model.features) for s, f in data.splits().items()}
+    loaders = DataGenerator(*inputs["train"]).generate_dataloader(
+        x_val=inputs["val"][0], y_val=inputs["val"][1], x_test=inputs["test"][0],
+        y_test=inputs["test"][1], batch_size=args.batch_size, seed=args.seed)
+    trainer = MTLTrainer(model, optimizer_params={"lr": args.lr, "weight_decay": args.weight_decay},
+                         n_epoch=args.epochs, earlystop_patience=args.patience,
+                         model_path=args.save, seed=args.seed)
+    trainer.fit(loaders[0], loaders[1])
+    scores = trainer.evaluate(trainer.model, loaders[2])
+    print(f"\n{type(model).__name__} on the test split ({len(data.test):,} rows):")
+    print(scores.table())
+
+
+def synth(args: argparse.Namespace) -> None:
+    from .datasets.synthetic import write_synthetic
+
+    meta = write_synthetic(args.out, rows=args.rows, seed=args.seed, preset=args.preset,
+                           vocab_scale=args.vocab_scale, task_relatedness=args.task_relatedness,
+                           sample_names=args.sample_names)
+    for split, info in meta["splits"].items():
+        print(f"{split}: {info['rows']:,} rows, {info['clicks']:,} clicks, {info['purchases']:,} purchases")
+    print(f"wrote synthetic Ali-CCP (not real data) to {args.out}")
+
+
+def preprocess(args: argparse.Namespace) -> None:
+    from .datasets.preprocess import preprocess_raw
+
+    report = preprocess_raw(args.raw, args.out, min_count=args.min_count,
+                            progress=sys.stdout.isatty())
+    for split, rows in report["rows"].items():
+        print(f"{split}: {rows:,} rows")
+    print(f"wrote processed Ali-CCP to {args.out}")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m rechub_mini", description=__doc__.split("\n")[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("train", help="train a model on processed Ali-CCP CSVs")
+    p.add_argument("--model", choices=MODELS, default="esmm")
+    p.add_argument("--data", default="data/ali-ccp", help="folder with ali_ccp_*.csv")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-5)
+    p.add_argument("--patience", type=int, default=2)
+    p.add_argument("--embed-dim", type=int, default=None, help="default 16 (ESMM), 4 (MMoE)")
+    p.add_argument("--seed", type=int, default=2022)
+    p.add_argument("--save", default=None, help="folder for the best model.pth")
+    p.set_defaults(run=train)
+
+    p = commands.add_parser("synth", help="write synthetic Ali-CCP-schema data")
+    p.add_argument("--rows", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", default="tutorial", choices=["tutorial", "real"])
+    p.add_argument("--vocab-scale", type=float, default=None)
+    p.add_argument("--task-relatedness", type=float, default=None)
+    p.add_argument("--sample-names", action="store_true",
+                   help="name files ali_ccp_*_sample.csv like the tutorial sample")
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=synth)
+
+    p = commands.add_parser("preprocess", help="raw Ali-CCP logs -> processed CSVs")
+    p.add_argument("--raw", required=True, help="folder with sample_skeleton_*.csv, common_features_*.csv")
+    p.add_argument("--out", required=True)
+    p.add_argument("--min-count", type=int, default=10)
+    p.set_defaults(run=preprocess)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (DataError, TrainingError, CheckpointError) as err:
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

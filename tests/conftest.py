@@ -1,0 +1,25 @@
+"""Shared fixtures: the bundled Ali-CCP sample (synthetic, with known oracle AUCs)."""
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = ROOT / "data" / "ali-ccp"
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    return SAMPLE_DIR
+
+
+@pytest.fixture(scope="session")
+def sample_meta() -> dict:
+    return json.loads((SAMPLE_DIR / "meta.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def sample_data():
+    from rechub_mini.datasets.ali_ccp import load_ali_ccp
+
+    return load_ali_ccp(SAMPLE_DIR)

@@ -1,0 +1,105 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rechub_mini import BatchLoader, DataError, DataGenerator, SparseFeature, DenseFeature
+from rechub_mini.data import column_to_tensor, labels_to_tensor
+
+
+def test_columns_of_any_layout_become_contiguous_tensors():
+    base = np.arange(10, dtype=np.int64)
+    reversed_view = base[::-1]  # negative stride, what pandas 3 can hand out
+    t = column_to_tensor("a", reversed_view)
+    assert t.is_contiguous() and t.tolist() == list(range(9, -1, -1))
+    ext = pd.Series([1, 2, 3], dtype="Int32")
+    assert column_to_tensor("b", ext).dtype == torch.int64
+    assert column_to_tensor("c", pd.Series([0.5, 1.0])).dtype == torch.float32
+    assert column_to_tensor("d", np.array([True, False])).tolist() == [1, 0]
+    assert column_to_tensor("e", np.array(["3", "4"], dtype=object)).tolist() == [3, 4]
+
+
+def test_bad_column_values_name_column_and_row():
+    with pytest.raises(DataError, match=r"'u'.*'abc' at row 1"):
+        column_to_tensor("u", np.array(["1", "abc"], dtype=object))
+    with pytest.raises(DataError, match=r"'v' has 1 missing values \(first at row 2\)"):
+        column_to_tensor("v", pd.Series([1, 2, None], dtype="Int64"))
+
+
+def test_labels_from_frames_and_negative_strides():
+    frame = pd.DataFrame({"purchase": [0, 1], "click": [1, 1]})
+    assert labels_to_tensor(frame).tolist() == [[0.0, 1.0], [1.0, 1.0]]
+    assert labels_to_tensor(frame.to_numpy()[::-1]).tolist() == [[1.0, 1.0], [0.0, 1.0]]
+    assert labels_to_tensor(np.array([0, 1])).shape == (2, 1)
+
+
+def test_loader_batches_cover_every_row_once_and_shuffle_is_seeded():
+    x = {"a": np.arange(10), "b": np.arange(10) * 2.0}
+    y = np.arange(10)
+    loader = BatchLoader(x, y, batch_size=4, shuffle=True, seed=3)
+    assert len(loader) == 3
+    first = [xb["a"].tolist() for xb, _ in loader]
+    second = [xb["a"].tolist() for xb, _ in loader]
+    assert sorted(sum(first, [])) == list(range(10))
+    assert first != second  # a new permutation each epoch
+    for xb, yb in loader:  # rows stay aligned across columns and labels
+        assert torch.equal(xb["b"], xb["a"] * 2.0)
+        assert torch.equal(yb[:, 0], xb["a"].float())
+    loader.set_epoch(0)
+    again = BatchLoader(x, y, batch_size=4, shuffle=True, seed=3)
+    assert [xb["a"].tolist() for xb, _ in again] == first
+
+
+def test_unshuffled_loader_keeps_order_and_drop_last():
+    loader = BatchLoader({"a": np.arange(10)}, None, batch_size=4, drop_last=True)
+    assert [xb["a"].tolist() for xb, _ in loader] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+def test_loader_rejects_mismatched_lengths_and_empty_data():
+    with pytest.raises(DataError, match="same number of rows.*a: 3, b: 2"):
+        BatchLoader({"a": [1, 2, 3], "b": [1, 2]})
+    with pytest.raises(DataError, match=r"y \(labels\): 2"):
+        BatchLoader({"a": [1, 2, 3]}, [0, 1])
+    with pytest.raises(DataError, match="0 rows"):
+        BatchLoader({"a": []})
+
+
+def test_check_features_names_missing_and_unexpected_columns():
+    loader = BatchLoader({"101": [1, 2], "oops": [1, 2]}, [0, 1])
+    with pytest.raises(DataError, match=r"missing \['205'\].*\['oops'\]"):
+        loader.check_features([SparseFeature("101", 5), SparseFeature("205", 5)])
+
+
+def test_check_features_catches_ids_outside_the_vocabulary():
+    loader = BatchLoader({"101": [1, 7, 2]}, [0, 1, 0])
+    with pytest.raises(DataError, match=r"'101' has id 7 \(first too large at row 1\).*vocab_size is 5"):
+        loader.check_features([SparseFeature("101", 5)])
+    loader = BatchLoader({"101": [1, -1]}, [0, 1])
+    with pytest.raises(DataError, match="negative id -1"):
+        loader.check_features([SparseFeature("101", 5)])
+
+
+def test_check_features_converts_whole_floats_and_rejects_nan_dense():
+    loader = BatchLoader({"101": [1.0, 2.0], "D1": [0.1, np.nan]}, [0, 1])
+    with pytest.raises(DataError, match=r"'D1' has 1 NaN.*row 1"):
+        loader.check_features([SparseFeature("101", 5), DenseFeature("D1")])
+    loader = BatchLoader({"101": [1.0, 2.0]}, [0, 1])
+    loader.check_features([SparseFeature("101", 5)])
+    assert loader.x["101"].dtype == torch.int64
+    with pytest.raises(DataError, match="non-integer id 1.5"):
+        BatchLoader({"101": [1.5]}, [0]).check_features([SparseFeature("101", 5)])
+
+
+def test_data_generator_with_given_splits_and_with_split_ratio():
+    x = {"a": np.arange(100)}
+    y = np.zeros(100)
+    train, val, test = DataGenerator(x, y).generate_dataloader(
+        x_val={"a": np.arange(10)}, y_val=np.zeros(10), batch_size=8)
+    assert train.num_rows == 100 and val.num_rows == 10 and test is None
+    assert train.shuffle and not val.shuffle
+    train, val, test = DataGenerator(x, y).generate_dataloader(split_ratio=[0.7, 0.2], batch_size=8)
+    assert (train.num_rows, val.num_rows, test.num_rows) == (70, 20, 10)
+    rows = torch.cat([l.x["a"] for l in (train, val, test)])
+    assert sorted(rows.tolist()) == list(range(100))
+    with pytest.raises(DataError, match="split_ratio"):
+        DataGenerator(x, y).generate_dataloader(split_ratio=[0.9, 0.2])

@@ -1,0 +1,123 @@
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from rechub_mini import (ESMM, MMOE, CheckpointError, DataError, DataGenerator, DenseFeature,
+                         MTLTrainer, SparseFeature, TrainingError, load_model)
+from rechub_mini.trainer import PROGRESS_ENV, show_progress
+
+FEATURES = [SparseFeature("u", 50, 8), SparseFeature("i", 40, 8), DenseFeature("d")]
+
+
+def click_data(n, seed):
+    """Clicks driven by u and i; purchases by i and d."""
+    rng = np.random.default_rng(seed)
+    u, i, d = rng.integers(0, 50, n), rng.integers(0, 40, n), rng.random(n).astype(np.float32)
+    click = rng.random(n) < 1 / (1 + np.exp(-(np.sin(u) + np.cos(i) - 1)))
+    purchase = click & (rng.random(n) < 1 / (1 + np.exp(-(np.sin(i * 3) + 2 * d - 1))))
+    return {"u": u, "i": i, "d": d}, np.stack([purchase, click], 1).astype(np.float32)
+
+
+def loaders(n=4000, batch_size=256):
+    x, y = click_data(n, 0)
+    xv, yv = click_data(n // 2, 1)
+    return DataGenerator(x, y).generate_dataloader(x_val=xv, y_val=yv, x_test=xv, y_test=yv,
+                                                   batch_size=batch_size)
+
+
+def mmoe(seed=0):
+    torch.manual_seed(seed)
+    return MMOE(FEATURES, ["classification"] * 2, 3, {"dims": [8]}, [{"dims": [4]}] * 2,
+                task_names=["cvr", "ctr"])
+
+
+def test_fit_returns_history_and_restores_the_best_epoch(tmp_path):
+    train, val, _ = loaders()
+    trainer = MTLTrainer(mmoe(), optimizer_params={"lr": 0.05}, n_epoch=6,
+                         earlystop_taskid=1, earlystop_patience=2, model_path=tmp_path,
+                         seed=0, verbose=False)
+    history = trainer.fit(train, val)
+    epochs = history["epoch"]
+    assert set(history["train_loss"]) == {"cvr", "ctr"}
+    assert all(len(v) == len(epochs) for v in history["train_loss"].values())
+    assert len(history["val"]["ctr"]) == len(epochs)
+    best = history["best_epoch"]
+    assert history["val"]["ctr"][best - 1] == max(history["val"]["ctr"])
+    assert best < epochs[-1], "this setup overfits, so the best epoch is not the last"
+    # the weights in the trainer and in the checkpoint are the best epoch's
+    assert trainer.evaluate(trainer.model, val)["ctr"] == pytest.approx(history["val"]["ctr"][best - 1])
+    restored = load_model(tmp_path)
+    assert np.allclose(trainer.predict(restored, val), trainer.predict(trainer.model, val))
+    assert sorted(os.listdir(tmp_path)) == ["model.pth"]  # no temp files left behind
+
+
+def test_training_with_a_seed_is_reproducible():
+    results = []
+    for _ in range(2):
+        train, val, _ = loaders()
+        trainer = MTLTrainer(mmoe(seed=1), n_epoch=2, seed=5, verbose=False)
+        trainer.fit(train)
+        results.append(trainer.predict(trainer.model, val))
+    assert np.array_equal(results[0], results[1])
+
+
+def test_sparse_embeddings_only_update_rows_in_the_batch():
+    train, _, _ = loaders()
+    model = mmoe()
+    table = model.embedding.tables[0].weight
+    before = table.detach().clone()
+    x = {k: v[:0] for k, v in train.x.items()}  # keep the API honest: build a tiny loader
+    ids_u = np.array([1, 2, 3, 1])
+    small = DataGenerator({"u": ids_u, "i": np.array([0, 0, 1, 1]), "d": np.zeros(4, np.float32)},
+                          np.array([[0, 1], [0, 0], [1, 1], [0, 1]], np.float32)
+                          ).generate_dataloader(batch_size=4)[0]
+    MTLTrainer(model, optimizer_params={"lr": 0.1, "weight_decay": 0.1}, n_epoch=1,
+               verbose=False).fit(small)
+    changed = (table.detach() != before).any(dim=1).nonzero().flatten().tolist()
+    # u ids 1..3 (rows 1..3) and i ids 0, 1 (rows 50, 51 after u's 50 rows)
+    assert changed == [1, 2, 3, 50, 51]
+
+
+def test_trainer_rejects_mismatched_task_types_and_bad_options():
+    with pytest.raises(DataError, match="differ from the model"):
+        MTLTrainer(mmoe(), task_types=["classification"] * 3)
+    with pytest.raises(DataError, match=r"unknown options \['momentum'\]"):
+        MTLTrainer(mmoe(), optimizer_params={"momentum": 0.9})
+
+
+def test_nan_loss_stops_with_epoch_and_step():
+    x, y = click_data(512, 0)
+    y[:, 1] = 1e30  # a regression target whose squared error overflows float32
+    loader = DataGenerator(x, y).generate_dataloader(batch_size=128)[0]
+    model = MMOE(FEATURES, ["classification", "regression"], 2, {"dims": [4]}, [{}, {}])
+    with pytest.raises(TrainingError, match=r"inf at epoch 1, step 1\. Lower the learning rate"):
+        MTLTrainer(model, n_epoch=1, verbose=False).fit(loader)
+
+
+def test_damaged_checkpoint_and_mismatched_features_get_clear_errors(tmp_path):
+    train, _, _ = loaders(n=500)
+    MTLTrainer(mmoe(), n_epoch=1, model_path=tmp_path, verbose=False).fit(train)
+    with pytest.raises(CheckpointError, match="features do not match.*'u'"):
+        load_model(tmp_path, features=[SparseFeature("u", 51, 8)] + FEATURES[1:])
+    data = (tmp_path / "model.pth").read_bytes()
+    (tmp_path / "model.pth").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="damaged or truncated"):
+        load_model(tmp_path)
+
+
+def test_progress_bars_follow_argument_then_environment(monkeypatch):
+    monkeypatch.setenv(PROGRESS_ENV, "0")
+    assert show_progress(None) is False
+    assert show_progress(True) is True
+    monkeypatch.setenv(PROGRESS_ENV, "1")
+    assert show_progress(None) is True
+
+
+def test_training_prints_one_line_per_epoch(capsys):
+    train, val, _ = loaders(n=1000)
+    MTLTrainer(mmoe(), n_epoch=2, earlystop_patience=5, progress=False).fit(train, val)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("epoch 1/2  train loss cvr ")
+    assert "|  val cvr AUC" in lines[0]
