@@ -30,8 +30,16 @@ demo: $(STAMP)
 	$(PY) -m rechub_mini train --model esmm --data $(DATA)
 	$(PY) -m rechub_mini train --model mmoe --data $(DATA)
 
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tutorials/sanitize.cfg
+
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	RECHUB_MINI_PROGRESS=0 $(PY) -m pytest $(NBVAL) tests tutorials/en tutorials/zh $(PYTEST_ARGS)
+
+notebooks: $(STAMP)
+	RECHUB_MINI_PROGRESS=0 $(PY) tutorials/build_notebooks.py $(LESSONS)
+
+student: $(STAMP)
+	$(PY) tutorials/make_student.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
