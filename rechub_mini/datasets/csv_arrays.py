@@ -61,7 +61,7 @@ def _diagnose(path: Path, first_row: int, rows: int) -> DataError:
         parsed = pd.to_numeric(text, errors="coerce")
         bad = parsed.isna().to_numpy()
         if kind == "integer":
-            bad |= ~np.isclose(parsed.fillna(0.5).to_numpy() % 1, 0)
+            bad = bad | ~np.isclose(parsed.fillna(0.5).to_numpy() % 1, 0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             value = text.iloc[i]
@@ -73,15 +73,28 @@ def _diagnose(path: Path, first_row: int, rows: int) -> DataError:
                      f"check the file for stray quotes or separators.")
 
 
+def check_last_line(path: Path, n_fields: int, line_number: int) -> None:
+    """A download or copy cut short leaves a last line with too few fields."""
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - 65536))
+        last = f.read().rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
+    found = last.count(b",") + 1
+    if found < n_fields:
+        raise DataError(f"{path.name}, line {line_number}: {found} of {n_fields} fields; the file "
+                        f"looks truncated (an interrupted download or copy?). Get it again.")
+
+
 def parse_csv(path: Path, chunk_rows: int = 1_000_000) -> dict[str, np.ndarray]:
     """Parse the schema's columns into preallocated arrays, validating each chunk."""
-    check_header(path)
+    header = check_header(path)
     n = count_data_rows(path)
     if n == 0:
         raise DataError(f"{path.name} has no data rows (only a header or nothing at all).")
+    check_last_line(path, len(header), n + 1)
     arrays = {c: np.empty(n, dtype=DTYPES[c]) for c in ALL_COLUMNS}
     start = 0
-    reader = pd.read_csv(path, usecols=ALL_COLUMNS, dtype=DTYPES, chunksize=chunk_rows)
+    # no usecols: with it pandas silently accepts lines that have too many fields
+    reader = pd.read_csv(path, dtype=DTYPES, chunksize=chunk_rows)
     while True:
         try:
             chunk = next(reader)
@@ -89,8 +102,9 @@ def parse_csv(path: Path, chunk_rows: int = 1_000_000) -> dict[str, np.ndarray]:
             break
         except (ValueError, TypeError, pd.errors.ParserError) as err:
             if isinstance(err, pd.errors.ParserError):
-                raise DataError(f"{path.name}: {err}. The line has the wrong number of fields; "
-                                f"fix or remove it.") from None
+                detail = str(err).strip().removeprefix("Error tokenizing data. C error: ")
+                raise DataError(f"{path.name}: {detail}. That line has the wrong number of "
+                                f"fields; fix or remove it.") from None
             raise _diagnose(path, start, chunk_rows) from None
         stop = start + len(chunk)
         for c in ALL_COLUMNS:

@@ -1,0 +1,162 @@
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rechub_mini import DataError, DenseFeature, SparseFeature
+from rechub_mini.datasets import ali_ccp
+from rechub_mini.datasets.ali_ccp_schema import ALL_COLUMNS, DENSE_COLUMNS, SPARSE_COLUMNS
+from rechub_mini.datasets.csv_arrays import read_cache, read_csv_arrays
+
+
+def write_split(folder, name, rows=30, seed=0, **overrides):
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({c: rng.integers(1, 5, rows) for c in SPARSE_COLUMNS})
+    for c in DENSE_COLUMNS:
+        frame[c] = rng.random(rows).round(4)
+    frame["click"] = rng.integers(0, 2, rows)
+    frame["purchase"] = frame["click"] * rng.integers(0, 2, rows)
+    for column, (row, value) in overrides.items():
+        frame[column] = frame[column].astype(object)
+        frame.loc[row, column] = value
+    frame[ALL_COLUMNS].to_csv(folder / name, index=False)
+    return frame
+
+
+def write_splits(folder, sample=True):
+    for i, split in enumerate(["train", "val", "test"]):
+        write_split(folder, f"ali_ccp_{split}{'_sample' if sample else ''}.csv", seed=i)
+
+
+def test_loads_the_bundled_sample_with_explicit_dtypes(sample_data, sample_meta):
+    assert sample_data.files["train"] == "ali_ccp_train_sample.csv"
+    for split, frame in sample_data.splits().items():
+        assert list(frame.columns) == ALL_COLUMNS
+        assert len(frame) == sample_meta["splits"][split]["rows"]
+        assert int(frame["purchase"].sum()) == sample_meta["splits"][split]["purchases"]
+    assert sample_data.train["101"].dtype == np.int32
+    assert sample_data.train["D508"].dtype == np.float32
+    assert sample_data.train["click"].dtype == np.int8
+
+
+def test_full_files_win_over_samples_unless_asked(tmp_path):
+    write_splits(tmp_path, sample=True)
+    write_splits(tmp_path, sample=False)
+    assert ali_ccp.load_ali_ccp(tmp_path).files["val"] == "ali_ccp_val.csv"
+    assert ali_ccp.load_ali_ccp(tmp_path, sample=True).files["val"] == "ali_ccp_val_sample.csv"
+
+
+def test_missing_files_and_columns_are_named(tmp_path):
+    with pytest.raises(DataError, match="ali_ccp_train.csv.*found no CSV files"):
+        ali_ccp.load_ali_ccp(tmp_path)
+    write_splits(tmp_path)
+    frame = pd.read_csv(tmp_path / "ali_ccp_val_sample.csv").drop(columns=["D702", "205"])
+    frame.to_csv(tmp_path / "ali_ccp_val_sample.csv", index=False)
+    with pytest.raises(DataError, match=r"ali_ccp_val_sample.csv: missing columns \['205', 'D702'\]"):
+        ali_ccp.load_ali_ccp(tmp_path)
+
+
+@pytest.mark.parametrize("column,value,message", [
+    ("206", "abc", r"line 5, column '206': value 'abc' cannot be read"),
+    ("D509", "x1", r"line 5, column 'D509': value 'x1'"),
+    ("click", 2, r"line 5: label 'click' is 2"),
+    ("124", -1, r"line 5: column '124' has negative id -1"),
+    ("D853", "nan", r"line 5: dense column 'D853' has 1 NaN"),
+])
+def test_bad_values_are_reported_with_line_column_and_value(tmp_path, column, value, message):
+    write_split(tmp_path, "one.csv", **{column: (3, value)})
+    with pytest.raises(DataError, match=message):
+        read_csv_arrays(tmp_path / "one.csv")
+
+
+def test_truncated_and_malformed_files(tmp_path):
+    write_split(tmp_path, "one.csv", rows=10)
+    text = (tmp_path / "one.csv").read_text()
+    (tmp_path / "cut.csv").write_text(text[: text.rindex(",", 0, len(text) - 5)])
+    with pytest.raises(DataError, match=r"cut.csv, line 11: \d+ of 33 fields; the file looks truncated"):
+        read_csv_arrays(tmp_path / "cut.csv")
+    lines = text.splitlines()
+    lines[4] += ",7"
+    (tmp_path / "extra.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"extra.csv: .*line 5.*wrong number of fields"):
+        read_csv_arrays(tmp_path / "extra.csv")
+    (tmp_path / "empty.csv").write_text(",".join(ALL_COLUMNS) + "\n")
+    with pytest.raises(DataError, match="empty.csv has no data rows"):
+        read_csv_arrays(tmp_path / "empty.csv")
+
+
+def test_purchase_without_click_rows_are_dropped_and_counted(tmp_path):
+    write_splits(tmp_path)
+    frame = pd.read_csv(tmp_path / "ali_ccp_train_sample.csv")
+    frame.loc[[2, 7], ["click", "purchase"]] = [0, 1]
+    frame.to_csv(tmp_path / "ali_ccp_train_sample.csv", index=False)
+    with pytest.warns(UserWarning, match="dropped 2 rows with purchase = 1 but click = 0"):
+        data = ali_ccp.load_ali_ccp(tmp_path)
+    assert data.dropped_purchase_without_click == {"train": 2, "val": 0, "test": 0}
+    assert len(data.train) == 28
+    assert not ((data.train["purchase"] == 1) & (data.train["click"] == 0)).any()
+
+
+def test_ids_unseen_in_train_are_mapped_to_zero_and_counted(tmp_path):
+    write_splits(tmp_path)
+    frame = pd.read_csv(tmp_path / "ali_ccp_test_sample.csv")
+    frame.loc[0, "205"] = 999  # beyond train's vocabulary
+    frame.loc[1, "206"] = 0
+    frame.to_csv(tmp_path / "ali_ccp_test_sample.csv", index=False)
+    train = pd.read_csv(tmp_path / "ali_ccp_train_sample.csv")
+    train.loc[train["216"] == 3, "216"] = 4  # id 3 now exists only outside train
+    train.to_csv(tmp_path / "ali_ccp_train_sample.csv", index=False)
+    expected = sum(int((~frame[c].isin(set(train[c]))).sum()) for c in SPARSE_COLUMNS)
+    data = ali_ccp.load_ali_ccp(tmp_path)
+    assert data.test.loc[0, "205"] == 0
+    assert (data.test["216"] != 3).all()
+    assert data.unseen_ids_mapped_to_0["test"] == expected >= 1 + int((frame["216"] == 3).sum())
+    features = ali_ccp.build_features(data.train, ["205", "216", "D508"], embed_dim=4)
+    assert features == [SparseFeature("205", int(data.train["205"].max()) + 1, 4),
+                        SparseFeature("216", int(data.train["216"].max()) + 1, 4),
+                        DenseFeature("D508")]
+
+
+def test_labels_cannot_become_features(sample_data):
+    with pytest.raises(DataError, match="'purchase' is not a feature column"):
+        ali_ccp.build_features(sample_data.train, ["101", "purchase"])
+
+
+def test_ctcvr_label_and_model_inputs(sample_data):
+    frame = ali_ccp.add_ctcvr_label(sample_data.val.copy())
+    assert (frame["ctcvr"] == frame["click"] * frame["purchase"]).all()
+    features = ali_ccp.build_features(sample_data.train, ["101", "D508"])
+    x, y = ali_ccp.model_inputs(frame, features)
+    assert list(x) == ["101", "D508"] and y.shape == (len(frame), 2)
+    assert (y[:, 0] == frame["purchase"]).all() and (y[:, 1] == frame["click"]).all()
+
+
+def test_cache_is_memory_mapped_reused_and_refreshed(tmp_path):
+    original = write_split(tmp_path, "big.csv", rows=50)
+    first = read_csv_arrays(tmp_path / "big.csv", cache=True)
+    cached = read_cache(tmp_path / "big.csv")
+    assert isinstance(cached["101"], np.memmap)
+    for c in ALL_COLUMNS:
+        np.testing.assert_array_equal(cached[c], first[c])
+    again = read_csv_arrays(tmp_path / "big.csv", cache=True)
+    assert isinstance(again["101"], np.memmap)
+    # a changed CSV invalidates the cache
+    write_split(tmp_path, "big.csv", rows=40, seed=9)
+    os.utime(tmp_path / "big.csv", ns=(1, 1))
+    assert read_cache(tmp_path / "big.csv") is None
+    fresh = read_csv_arrays(tmp_path / "big.csv", cache=True)
+    assert len(fresh["101"]) == 40
+    assert len(read_cache(tmp_path / "big.csv")["101"]) == 40
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+    assert len(original) == 50
+
+
+def test_chunked_parse_equals_pandas(tmp_path):
+    write_split(tmp_path, "one.csv", rows=101)
+    arrays = read_csv_arrays(tmp_path / "one.csv", chunk_rows=7)
+    expected = pd.read_csv(tmp_path / "one.csv")
+    for c in ALL_COLUMNS:
+        np.testing.assert_allclose(arrays[c], expected[c].to_numpy(), rtol=1e-6)
