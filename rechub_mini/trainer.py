@@ -20,13 +20,15 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoint import save_checkpoint
+from .checkpoint import read_checkpoint, save_checkpoint
 from .data import BatchLoader
-from .errors import DataError, TrainingError
+from .errors import CheckpointError, DataError, TrainingError
 from .metrics import TaskScores, task_scores
 from .models.base import MultiTaskModel, TaskHeadsModel
 
 PROGRESS_ENV = "RECHUB_MINI_PROGRESS"
+BEST_FILE = "model.pth"      # the best weights so far: what load_model reads
+RESUME_FILE = "resume.pth"   # everything after the last finished epoch: what resume reads
 ADAM_OPTIONS = {"lr", "betas", "eps"}
 
 
@@ -66,7 +68,8 @@ class MTLTrainer:
             (for ESMM, 0 is the CVR AUC on clicked rows).
         earlystop_patience: stop after this many epochs without a better validation score.
         device: "cpu" or "cuda".
-        model_path: folder where the best model is saved as `model.pth` (None: not saved).
+        model_path: folder for the best model (`model.pth`) and the state to resume from
+            (`resume.pth`); None saves nothing.
         seed: seeds the shuffling and any dropout, so a run with a seed is reproducible.
         progress: progress bars (default: $RECHUB_MINI_PROGRESS, else only in a terminal).
         verbose: print one line per epoch.
@@ -154,26 +157,35 @@ class MTLTrainer:
             steps += 1
         return {name: float(s) / max(steps, 1) for name, s in sums.items()}
 
-    def fit(self, train_dataloader: BatchLoader, val_dataloader: BatchLoader | None = None
-            ) -> dict:
+    def fit(self, train_dataloader: BatchLoader, val_dataloader: BatchLoader | None = None,
+            resume: bool = False) -> dict:
         """Train; return the history {"epoch", "train_loss", "val", "best_epoch"}.
 
         With a validation loader, the weights of the best epoch are restored at the end and
-        saved to `model_path`; without one, the last epoch's weights are kept and saved.
+        saved to `model_path/model.pth`; without one, the last epoch's weights are kept and
+        saved. After every epoch the full training state goes to `model_path/resume.pth`, so
+        `fit(..., resume=True)` continues an interrupted run from its last finished epoch and
+        ends with the same weights as a run that was never interrupted.
         """
         self._check(train_dataloader)
         if val_dataloader is not None:
             self._check(val_dataloader)
+        if resume and self.model_path is None:
+            raise DataError("resume=True needs model_path: the folder the interrupted run saved to.")
         if self.seed is not None:
             torch.manual_seed(self.seed)
             train_dataloader.seed = self.seed
         names = self.model.task_names
-        history = {"epoch": [], "train_loss": {}, "val": {n: [] for n in names},
-                   "best_epoch": None}
-        best_score, best_state, waited = None, None, 0
+        run = {"history": {"epoch": [], "train_loss": {}, "val": {n: [] for n in names},
+                           "best_epoch": None},
+               "next_epoch": 0, "best_score": None, "waited": 0, "finished": False}
+        best_state = None
+        if resume and os.path.exists(self._path(RESUME_FILE)):
+            run, best_state = self._restore()
+        history = run["history"]
         key = self.earlystop_taskid
         higher_is_better = self.model.task_types[key] == "classification"
-        for epoch in range(self.n_epoch):
+        for epoch in range(run["next_epoch"], 0 if run["finished"] else self.n_epoch):
             train_dataloader.set_epoch(epoch)
             losses = self.train_one_epoch(train_dataloader, epoch)
             history["epoch"].append(epoch + 1)
@@ -181,29 +193,32 @@ class MTLTrainer:
                 history["train_loss"].setdefault(name, []).append(value)
             line = f"epoch {epoch + 1}/{self.n_epoch}  train loss " + ", ".join(
                 f"{n} {v:.4f}" for n, v in losses.items())
-            if val_dataloader is None:
-                history["best_epoch"] = epoch + 1
-                self._save(epoch, history)
-                self._print(line)
-                continue
-            scores = self.evaluate(self.model, val_dataloader)
-            for name, value in scores.as_dict().items():
-                history["val"][name].append(value)
-            self._print(f"{line}  |  val {scores}")
-            score = scores[key]
-            improved = not math.isnan(score) and (
-                best_score is None or (score > best_score if higher_is_better else score < best_score))
-            if improved or best_state is None:
-                best_score, waited = (score if not math.isnan(score) else None), 0
+            improved = True
+            if val_dataloader is not None:
+                scores = self.evaluate(self.model, val_dataloader)
+                for name, value in scores.as_dict().items():
+                    history["val"][name].append(value)
+                line = f"{line}  |  val {scores}"
+                score, best = scores[key], run["best_score"]
+                improved = best_state is None or (not math.isnan(score) and (
+                    best is None or (score > best if higher_is_better else score < best)))
+                if improved:
+                    run["best_score"] = None if math.isnan(score) else score
+            self._print(line)
+            if improved:
+                run["waited"] = 0
                 best_state = copy.deepcopy(self.model.state_dict())
                 history["best_epoch"] = epoch + 1
-                self._save(epoch, history)
+                self._save_best(epoch, history)
             else:
-                waited += 1
-                if waited >= self.earlystop_patience:
-                    self._print(f"early stop: no better val {names[key]} for {waited} epochs; "
-                                f"best epoch {history['best_epoch']}")
-                    break
+                run["waited"] += 1
+            run["next_epoch"] = epoch + 1
+            run["finished"] = run["waited"] >= self.earlystop_patience
+            self._save_resume(run)
+            if run["finished"]:
+                self._print(f"early stop: no better val {names[key]} for {run['waited']} "
+                            f"epochs; best epoch {history['best_epoch']}")
+                break
         if best_state is not None:
             self.model.load_state_dict(best_state)
         self.history = history
@@ -213,12 +228,43 @@ class MTLTrainer:
         if self.verbose:
             print(line)
 
-    def _save(self, epoch: int, history: dict) -> None:
+    def _path(self, name: str) -> str:
+        return os.path.join(self.model_path, name)
+
+    def _optimizer_states(self) -> list[dict]:
+        return [opt.state_dict() for opt in self.optimizers]
+
+    def _save_best(self, epoch: int, history: dict) -> None:
+        if self.model_path is not None:
+            save_checkpoint(self._path(BEST_FILE), self.model,
+                            {"optimizers": self._optimizer_states()}, epoch + 1,
+                            copy.deepcopy(history))
+
+    def _save_resume(self, run: dict) -> None:
         if self.model_path is None:
             return
-        path = os.path.join(self.model_path, "model.pth")
-        state = [opt.state_dict() for opt in self.optimizers]
-        save_checkpoint(path, self.model, {"optimizers": state}, epoch + 1, copy.deepcopy(history))
+        state = {"optimizers": self._optimizer_states(), "rng": torch.get_rng_state(),
+                 "run": {k: v for k, v in run.items() if k != "history"}}
+        save_checkpoint(self._path(RESUME_FILE), self.model, state, run["next_epoch"],
+                        copy.deepcopy(run["history"]))
+
+    def _restore(self) -> tuple[dict, dict]:
+        """Load the state written after the last finished epoch; return (run, best weights)."""
+        payload = read_checkpoint(self._path(RESUME_FILE))
+        try:
+            self.model.load_state_dict(payload["state_dict"])
+            state = payload["optimizer_state"]
+            for opt, saved in zip(self.optimizers, state["optimizers"], strict=True):
+                opt.load_state_dict(saved)
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise CheckpointError(f"resume.pth in {os.path.basename(str(self.model_path))!r} "
+                                  f"does not fit this model and trainer ({err}). Start a new "
+                                  f"run, or use the same model and options.") from None
+        torch.set_rng_state(state["rng"])
+        best = read_checkpoint(self._path(BEST_FILE))["state_dict"]
+        run = dict(state["run"], history=payload["history"])
+        self._print(f"resuming after epoch {run['next_epoch']}")
+        return run, best
 
     @torch.inference_mode()
     def predict(self, model: nn.Module, data_loader: BatchLoader) -> np.ndarray:

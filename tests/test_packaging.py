@@ -39,7 +39,7 @@ def test_environment_yml_installs_this_package_without_pulling_pip_dependencies(
 def test_make_installs_cpu_torch_before_the_package():
     makefile = (ROOT / "Makefile").read_text()
     setup = makefile[makefile.index("$(STAMP): pyproject.toml"):]
-    assert setup.index("$(TORCH_SPEC)") < setup.index('pip install --quiet -e ".[dev]"')
+    assert setup.index("$(TORCH_SPEC)") < setup.index('pip install --quiet -e ".[dev,bench]"')
     assert "TORCH_SPEC ?= torch==" in makefile
 
 

@@ -50,7 +50,7 @@ def test_fit_returns_history_and_restores_the_best_epoch(tmp_path):
     assert trainer.evaluate(trainer.model, val)["ctr"] == pytest.approx(history["val"]["ctr"][best - 1])
     restored = load_model(tmp_path)
     assert np.allclose(trainer.predict(restored, val), trainer.predict(trainer.model, val))
-    assert sorted(os.listdir(tmp_path)) == ["model.pth"]  # no temp files left behind
+    assert sorted(os.listdir(tmp_path)) == ["model.pth", "resume.pth"]  # no temp files left
 
 
 def test_training_with_a_seed_is_reproducible():
