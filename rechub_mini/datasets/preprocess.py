@@ -1,0 +1,204 @@
+"""Turn the raw Ali-CCP logs into the processed CSV files that `load_ali_ccp` reads.
+
+Ali-CCP is the dataset of the ESMM paper (Ma et al., "Entire Space Multi-Task Model", SIGIR 2018,
+arXiv 1804.07931). Its raw form (see `raw_format.py`) is a skeleton file with one line per
+impression plus a common-features file with the user fields, joined on common_feature_index.
+`preprocess_raw` writes `ali_ccp_{train,val,test}.csv` in the `ali_ccp_schema.ALL_COLUMNS`
+layout and a `preprocess_report.json`. Taught in tutorials/*/04_full_dataset.ipynb.
+
+How (memory holds only the id counts and the common-features index; skeletons are streamed):
+1. Pass 1 over the train skeleton counts each field's feature ids and finds each dense value's
+   range. Label encoding: ids seen >= min_count times in train become 1..V in the order of
+   their raw id; rare, unseen or missing ids become 0. MinMax scaling is fitted on train only;
+   val/test values are clipped into [0, 1] (fitting it on all splits leaks the test data).
+2. Pass 2 writes train. One pass over the raw test skeleton writes val and test (SPLIT_RULE).
+Rows with conversion = 1 but click = 0 are dropped and counted. Nothing appears under a final
+name until every file is complete: all are written to temporary files, then renamed.
+Plain Python, so the full data (85M impressions, three passes) takes tens of minutes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from ..errors import DataError
+from .ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, DENSE_OF_FIELD, SPARSE_COLUMNS, SPLITS,
+                             split_file_name)
+from .raw_format import (MULTI_VALUED_RULE, USER_FIELDS, Pair, read_common_features,
+                         read_skeleton, write_raw_fixture)
+
+__all__ = ["preprocess_raw", "write_raw_fixture", "split_of", "MULTI_VALUED_RULE", "SPLIT_RULE"]
+
+RAW_FILES = {"skeleton_train": "sample_skeleton_train.csv",
+             "common_train": "common_features_train.csv",
+             "skeleton_test": "sample_skeleton_test.csv",
+             "common_test": "common_features_test.csv"}
+REPORT_NAME = "preprocess_report.json"
+SPLIT_RULE = ("A raw test row goes to val if the first byte of blake2b(sample_id, digest_size=8) "
+              "is even, else to test: about 50/50, the same on every machine and in any order.")
+MISSING_RULE = ("A field absent from a row (or a row whose common_feature_index is not in the "
+                "common features) gets id 0 and dense value 0; MinMax is fitted on the values "
+                "present.")
+
+Stats = dict[str, Counter]  # split -> {"rows", "dropped", "missing_common"}
+
+
+def split_of(sample_id: str) -> str:
+    """'val' or 'test' for a raw test row, by SPLIT_RULE (not Python's salted hash())."""
+    digest = hashlib.blake2b(sample_id.encode("utf-8"), digest_size=8).digest()
+    return "val" if digest[0] % 2 == 0 else "test"
+
+
+def _joined_rows(skeleton: Path, common: dict, stats: Stats, assign: Callable[[str], str],
+                 progress: bool) -> Iterator[tuple[str, bool, bool, dict[str, Pair]]]:
+    """(split, click, purchase, fields) of each kept impression, user fields joined in."""
+    for row in read_skeleton(skeleton, progress):
+        split = assign(row.sample_id)
+        if row.conversion and not row.click:  # a purchase needs a click: bad log line
+            stats[split]["dropped"] += 1
+            continue
+        user = common.get(row.common_index)
+        if user is None:
+            stats[split]["missing_common"] += 1
+            user = ()
+        fields = row.fields | {f: pair for f, pair in zip(USER_FIELDS, user) if pair}
+        stats[split]["rows"] += 1
+        yield split, row.click, row.conversion, fields
+
+
+def _raw_id_order(feature_id: str) -> tuple:
+    # Numeric ids in numeric order; any non-numeric ones after them, alphabetically.
+    return (0, int(feature_id), "") if feature_id.isdigit() else (1, 0, feature_id)
+
+
+def _fit(rows: Iterator[tuple[str, bool, bool, dict[str, Pair]]], min_count: int
+         ) -> tuple[dict[str, dict[str, int]], dict[str, tuple[float, float]]]:
+    """Vocabularies {field: {raw id: 1..V}} and dense ranges {column: (min, max)} on train."""
+    counts: dict[str, Counter] = {field: Counter() for field in SPARSE_COLUMNS}
+    ranges: dict[str, tuple[float, float]] = {}
+    for _, _, _, fields in rows:
+        for field, (feature_id, _) in fields.items():
+            counts[field][feature_id] += 1
+        for column, field in DENSE_OF_FIELD.items():
+            if field in fields:
+                value = fields[field][1]
+                low, high = ranges.get(column, (value, value))
+                ranges[column] = (min(low, value), max(high, value))
+    vocab = {}
+    for field, counter in counts.items():
+        kept = sorted((i for i, n in counter.items() if n >= min_count), key=_raw_id_order)
+        vocab[field] = {feature_id: code for code, feature_id in enumerate(kept, start=1)}
+    return vocab, {c: ranges.get(c, (0.0, 0.0)) for c in DENSE_COLUMNS}
+
+
+def _encode(click: bool, purchase: bool, fields: dict[str, Pair], vocab: dict,
+            ranges: dict) -> str:
+    """One processed CSV line: labels, label-encoded ids, MinMax-scaled dense values."""
+    cells = [str(int(click)), str(int(purchase))]
+    for field in SPARSE_COLUMNS:
+        pair = fields.get(field)
+        cells.append(str(vocab[field].get(pair[0], 0)) if pair else "0")
+    for column in DENSE_COLUMNS:
+        pair = fields.get(DENSE_OF_FIELD[column])
+        if pair is None:
+            cells.append("0")
+            continue
+        low, high = ranges[column]
+        scaled = (pair[1] - low) / ((high - low) or 1.0)  # constant in train: scale 1
+        cells.append(f"{min(max(scaled, 0.0), 1.0):.6g}")  # fixed format: same bytes each run
+    return ",".join(cells) + "\n"
+
+
+@contextmanager
+def _atomic_outputs(folder: Path, names: list[str]) -> Iterator[dict[str, IO[str]]]:
+    """Open temporary files in `folder`; rename them to `names` only if the block succeeds."""
+    temporary: dict[str, Path] = {}
+    files: dict[str, IO[str]] = {}
+    try:
+        for name in names:
+            handle, path = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+            temporary[name] = Path(path)
+            files[name] = open(handle, "w", encoding="utf-8", newline="\n")
+        yield files
+        for f in files.values():
+            f.close()
+        for name, path in temporary.items():
+            os.chmod(path, 0o644)
+            os.replace(path, folder / name)
+    finally:
+        for f in files.values():
+            f.close()
+        for path in temporary.values():
+            path.unlink(missing_ok=True)
+
+
+def _raw_paths(raw_dir: str | os.PathLike) -> dict[str, Path]:
+    folder = Path(raw_dir)
+    missing = [name for name in RAW_FILES.values() if not (folder / name).is_file()]
+    if missing:
+        found = (f"lacks {', '.join(missing)}" if len(missing) < len(RAW_FILES)
+                 else "holds none of the raw Ali-CCP files")
+        raise DataError(f"The raw folder {str(raw_dir)!r} {found}. It must hold all four: "
+                        f"{', '.join(RAW_FILES.values())}. Download them from Tianchi "
+                        f"(dataset 408) and unpack them there.")
+    return {key: folder / name for key, name in RAW_FILES.items()}
+
+
+def preprocess_raw(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, min_count: int = 10,
+                   progress: bool = False) -> dict:
+    """Write processed `ali_ccp_{train,val,test}.csv` and `preprocess_report.json` to `out_dir`.
+
+    Args:
+        raw_dir: folder with sample_skeleton_{train,test}.csv and common_features_{train,test}.csv.
+        out_dir: folder for the processed files (created if needed).
+        min_count: ids seen fewer times than this in train are mapped to 0 (unknown).
+        progress: show tqdm progress bars (one per file read).
+
+    Returns:
+        The report: rows written, dropped (click = 0, conversion = 1) rows and rows without
+        common features per split; vocab sizes per field (kept ids + 1 for id 0, i.e. what
+        `SparseFeature(vocab_size=...)` wants); the dense ranges fitted on train; the rules.
+    """
+    paths = _raw_paths(raw_dir)
+    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+        raise DataError(f"min_count must be a whole number >= 1, got {min_count!r}. It is how "
+                        f"often an id must appear in train to get its own embedding (default 10).")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    common = read_common_features(paths["common_train"], progress)
+    vocab, ranges = _fit(_joined_rows(paths["skeleton_train"], common, defaultdict(Counter),
+                                      lambda _: "train", progress), min_count)
+    stats: Stats = {split: Counter() for split in SPLITS}
+    csv_names = {split: split_file_name(split, sample=False) for split in SPLITS}
+    with _atomic_outputs(out, [*csv_names.values(), REPORT_NAME]) as files:
+        for name in csv_names.values():
+            files[name].write(",".join(ALL_COLUMNS) + "\n")
+
+        def write(rows: Iterator[tuple[str, bool, bool, dict[str, Pair]]]) -> None:
+            for split, click, purchase, fields in rows:
+                files[csv_names[split]].write(_encode(click, purchase, fields, vocab, ranges))
+
+        write(_joined_rows(paths["skeleton_train"], common, stats, lambda _: "train", progress))
+        common = {}  # let the train index go before the test one is read
+        common = read_common_features(paths["common_test"], progress)
+        write(_joined_rows(paths["skeleton_test"], common, stats, split_of, progress))
+        report = {
+            "min_count": min_count,
+            "rows": {split: stats[split]["rows"] for split in SPLITS},
+            "dropped_purchase_without_click": {s: stats[s]["dropped"] for s in SPLITS},
+            "missing_common_features": {s: stats[s]["missing_common"] for s in SPLITS},
+            "vocab_sizes": {field: len(vocab[field]) + 1 for field in SPARSE_COLUMNS},
+            "dense_ranges_fitted_on_train": {c: list(ranges[c]) for c in DENSE_COLUMNS},
+            "multi_valued_rule": MULTI_VALUED_RULE,
+            "missing_rule": MISSING_RULE,
+            "split_rule": SPLIT_RULE,
+        }
+        files[REPORT_NAME].write(json.dumps(report, indent=2) + "\n")
+    return report

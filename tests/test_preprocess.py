@@ -1,0 +1,251 @@
+"""The raw Ali-CCP preprocessor, on fixtures written here: schema, encoding, scaling, splits."""
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rechub_mini.datasets.ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, SPARSE_COLUMNS,
+                                                 USER_COLUMNS, split_file_name)
+from rechub_mini.datasets.preprocess import (MULTI_VALUED_RULE, REPORT_NAME, preprocess_raw,
+                                             split_of, write_raw_fixture)
+from rechub_mini.datasets.raw_format import parse_feature_list
+from rechub_mini.errors import DataError
+
+CSV_NAMES = [split_file_name(s, sample=False) for s in ("train", "val", "test")]
+USER_DENSE = ["D109_14", "D110_14", "D127_14", "D150_14"]
+
+
+def feature_list(items):
+    """'field\\x02id\\x03value' entries joined by \\x01, preceded by their count."""
+    return f"{len(items)}," + "\x01".join(f"{f}\x02{i}\x03{v}" for f, i, v in items)
+
+
+def write_raw(folder, train, test, common_train, common_test):
+    """Hand-written raw files. Skeleton rows: (sample_id, click, conversion, key, items)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, rows, common in (("train", train, common_train), ("test", test, common_test)):
+        (folder / f"sample_skeleton_{split}.csv").write_text("".join(
+            f"{sid},{click},{conv},{key},{feature_list(items)}\n"
+            for sid, click, conv, key, items in rows))
+        (folder / f"common_features_{split}.csv").write_text("".join(
+            f"{key},{feature_list(items)}\n" for key, items in common.items()))
+    return folder
+
+
+def read_splits(out):
+    return {name: pd.read_csv(out / name) for name in CSV_NAMES}
+
+
+def both_test_splits(out):
+    frames = read_splits(out)
+    return pd.concat([frames["ali_ccp_val.csv"], frames["ali_ccp_test.csv"]], ignore_index=True)
+
+
+@pytest.fixture
+def fixture_run(tmp_path):
+    write_raw_fixture(tmp_path / "raw", rows=200, seed=0)
+    report = preprocess_raw(tmp_path / "raw", tmp_path / "out")
+    return tmp_path, report
+
+
+def test_fixture_is_deterministic_and_realistic(tmp_path):
+    write_raw_fixture(tmp_path / "a", seed=0)
+    write_raw_fixture(tmp_path / "b", seed=0)
+    write_raw_fixture(tmp_path / "c", seed=1)
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == ["common_features_test.csv", "common_features_train.csv",
+                     "sample_skeleton_test.csv", "sample_skeleton_train.csv"]
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert ((tmp_path / "a" / names[-1]).read_bytes()
+            != (tmp_path / "c" / names[-1]).read_bytes())
+    common = (tmp_path / "a" / "common_features_train.csv").read_text().splitlines()
+    fields = [[e.split("\x02")[0] for e in line.split(",")[2].split("\x01")] for line in common]
+    assert any(f.count("110_14") > 1 for f in fields)  # multi-valued history fields
+
+
+def test_output_columns_and_dtypes_match_schema(fixture_run):
+    tmp_path, report = fixture_run
+    for name, frame in read_splits(tmp_path / "out").items():
+        assert list(frame.columns) == ALL_COLUMNS, name
+        assert set(frame["click"]) <= {0, 1} and set(frame["purchase"]) <= {0, 1}
+        for c in SPARSE_COLUMNS:
+            assert frame[c].dtype.kind == "i", (name, c)
+            assert frame[c].between(0, report["vocab_sizes"][c] - 1).all(), (name, c)
+        for c in DENSE_COLUMNS:
+            assert frame[c].dtype.kind == "f", (name, c)
+            assert frame[c].between(0.0, 1.0).all(), (name, c)
+    saved = json.loads((tmp_path / "out" / REPORT_NAME).read_text())
+    assert saved == report
+    assert report["multi_valued_rule"] == MULTI_VALUED_RULE
+    assert report["missing_common_features"]["train"] == 1  # the fixture's orphan row
+    assert report["rows"]["train"] == len(pd.read_csv(tmp_path / "out" / "ali_ccp_train.csv"))
+
+
+def test_rare_ids_map_to_0_and_frequent_ones_to_1_to_v(tmp_path):
+    user = {"u1": [("101", 7, 1.0)]}
+    train_ids = ["500"] * 3 + ["700"] * 2 + ["90"] * 2 + ["600"]
+    train = [(n, 0, 0, "u1", [("205", i, 1.0)]) for n, i in enumerate(train_ids)]
+    test = [(100 + n, 0, 0, "u1", [("205", i, 1.0)]) for n, i in enumerate(["500", "600", "999"])]
+    raw = write_raw(tmp_path / "raw", train, test, user, user)
+    report = preprocess_raw(raw, tmp_path / "out", min_count=2)
+    assert report["vocab_sizes"]["205"] == 4  # 90, 500, 700 + the unknown id 0
+    codes = pd.read_csv(tmp_path / "out" / "ali_ccp_train.csv")["205"].tolist()
+    # Kept ids are numbered in numeric order of the raw id: 90 -> 1, 500 -> 2, 700 -> 3.
+    assert codes == [2, 2, 2, 3, 3, 1, 1, 0]
+    assert sorted(both_test_splits(tmp_path / "out")["205"]) == [0, 0, 2]  # 600 rare, 999 unseen
+    with pytest.raises(DataError, match="min_count"):
+        preprocess_raw(raw, tmp_path / "out", min_count=0)
+
+
+def test_minmax_is_fitted_on_train_only(tmp_path):
+    user = {"u1": [("101", 7, 1.0)]}
+    train = [(n, 0, 0, "u1", [("508", 5, v)]) for n, v in enumerate([1.0, 3.0, 2.0])]
+    test = [(10 + n, 0, 0, "u1", [("508", 5, v)]) for n, v in enumerate([5.0, 0.0, 2.0])]
+    raw = write_raw(tmp_path / "raw", train, test, user, user)
+    report = preprocess_raw(raw, tmp_path / "out", min_count=1)
+    assert report["dense_ranges_fitted_on_train"]["D508"] == [1.0, 3.0]
+    train_out = pd.read_csv(tmp_path / "out" / "ali_ccp_train.csv")
+    assert train_out["D508"].tolist() == [0.0, 1.0, 0.5]
+    # 5.0 is above the train max: clipped to 1.0 (a fit on all splits would give 0.4 for 2.0).
+    assert sorted(both_test_splits(tmp_path / "out")["D508"]) == [0.0, 0.5, 1.0]
+
+
+def test_purchase_without_click_rows_are_dropped_and_counted(fixture_run):
+    tmp_path, report = fixture_run
+    for split, outputs in (("train", ["train"]), ("test", ["val", "test"])):
+        lines = (tmp_path / "raw" / f"sample_skeleton_{split}.csv").read_text().splitlines()
+        bad = sum(line.split(",")[1:3] == ["0", "1"] for line in lines)
+        assert bad > 0
+        assert sum(report["dropped_purchase_without_click"][s] for s in outputs) == bad
+        assert sum(report["rows"][s] for s in outputs) == len(lines) - bad
+    for frame in read_splits(tmp_path / "out").values():
+        assert not ((frame["purchase"] == 1) & (frame["click"] == 0)).any()
+
+
+def test_missing_common_features_are_counted_and_zero(tmp_path):
+    user = {"u1": [("101", 7, 1.0), ("109_14", 3, 2.0)]}
+    items = [("205", 9, 1.0), ("508", 4, 1.5)]
+    train = [(1, 1, 0, "u1", items), (2, 0, 0, "gone", items), (3, 0, 0, "u1", items)]
+    raw = write_raw(tmp_path / "raw", train, [(9, 0, 0, "u1", items)], user, user)
+    report = preprocess_raw(raw, tmp_path / "out", min_count=1)
+    assert report["missing_common_features"] == {"train": 1, "val": 0, "test": 0}
+    out = pd.read_csv(tmp_path / "out" / "ali_ccp_train.csv")
+    assert (out.loc[1, USER_COLUMNS + USER_DENSE] == 0).all()
+    assert out.loc[1, "205"] == 1 and out.loc[0, "101"] == 1 and out.loc[0, "109_14"] == 1
+
+
+def test_multi_valued_fields_keep_the_largest_value_first_on_ties(tmp_path):
+    where = "test, line 1"
+    items = [("109_14", "11", 0.5), ("109_14", "12", 2.0), ("109_14", "13", 2.0),
+             ("205", "1", 1.0)]
+    parsed = parse_feature_list(feature_list(items).split(",")[1], "4", ["109_14"], where)
+    assert parsed == {"109_14": ("12", 2.0)}
+
+    common = {"u1": items[:3], "u2": [("109_14", "13", 1.0)]}
+    train = [(1, 0, 0, "u1", [("508", 5, 0.3), ("508", 6, 0.9)]),
+             (2, 0, 0, "u2", [("508", 5, 0.3)])]
+    raw = write_raw(tmp_path / "raw", train, [], common, {})
+    report = preprocess_raw(raw, tmp_path / "out", min_count=1)
+    out = pd.read_csv(tmp_path / "out" / "ali_ccp_train.csv")
+    # Only kept entries count: 109_14 ids 12 -> 1 and 13 -> 2; id 11 was never kept.
+    assert report["vocab_sizes"]["109_14"] == 3
+    assert out["109_14"].tolist() == [1, 2]
+    assert report["dense_ranges_fitted_on_train"]["D109_14"] == [1.0, 2.0]
+    assert out["D109_14"].tolist() == [1.0, 0.0]
+    assert out["508"].tolist() == [2, 1] and out["D508"].tolist() == [1.0, 0.0]
+
+
+def test_val_test_split_is_about_half_and_independent_of_line_order(fixture_run):
+    tmp_path, report = fixture_run
+    kept = report["rows"]["val"] + report["rows"]["test"]
+    assert 0.35 < report["rows"]["val"] / kept < 0.65
+    # Pinned: the split of a sample_id must not change between runs, machines or versions.
+    pinned = "".join("v" if split_of(str(i)) == "val" else "t" for i in range(1, 25))
+    assert pinned == "vtvtttttvvttttttvvvvttvt"
+
+    shuffled = tmp_path / "shuffled"
+    shutil.copytree(tmp_path / "raw", shuffled)
+    lines = (shuffled / "sample_skeleton_test.csv").read_text().splitlines(keepends=True)
+    random.Random(1).shuffle(lines)
+    (shuffled / "sample_skeleton_test.csv").write_text("".join(lines))
+    preprocess_raw(shuffled, tmp_path / "out_shuffled")
+    for name in ("ali_ccp_val.csv", "ali_ccp_test.csv"):
+        original = (tmp_path / "out" / name).read_text().splitlines()
+        reordered = (tmp_path / "out_shuffled" / name).read_text().splitlines()
+        assert original != reordered or len(original) < 2  # the order did change...
+        assert sorted(original) == sorted(reordered)  # ...but not which rows went where
+
+
+GOOD = "2,0,0,u1," + feature_list([("205", 3, 1.0)])
+
+
+@pytest.mark.parametrize("bad_line, shown", [
+    ("2,0,0,u1,1", "found 5"),
+    ("2,0,0,u1,1,205x3\x031.0", "205x3"),
+    ("2,0,0,u1,1,205\x023", r"'205\x023'"),
+    ("2,0,0,u1,1,205\x023\x03abc", "abc"),
+    ("2,0,0,u1,2,205\x023\x031.0", "feature_num is '2'"),
+    ("2,2,0,u1,1,205\x023\x031.0", "click is '2'"),
+    ("2,0,x,u1,1,205\x023\x031.0", "conversion is 'x'"),
+])
+def test_malformed_lines_raise_data_error_with_line_number(tmp_path, bad_line, shown):
+    raw = write_raw(tmp_path / "raw", [], [], {"u1": [("101", 7, 1.0)]}, {})
+    (raw / "sample_skeleton_train.csv").write_text(f"{GOOD}\n{bad_line}\n{GOOD}\n")
+    with pytest.raises(DataError, match=r"sample_skeleton_train\.csv, line 2") as info:
+        preprocess_raw(raw, tmp_path / "out")
+    message = str(info.value)
+    assert shown in message
+    assert str(tmp_path) not in message  # the file name, not the machine's path
+
+
+def test_malformed_common_features_name_their_file(tmp_path):
+    raw = write_raw(tmp_path / "raw", [], [], {"u1": [("101", 7, 1.0)]},
+                    {"u1": [("101", 7, 1.0)], "u2": [("101", 8, "n/a")]})
+    with pytest.raises(DataError, match=r"common_features_test\.csv, line 2.*'n/a'"):
+        preprocess_raw(raw, tmp_path / "out")
+
+
+def test_missing_raw_files_are_named(tmp_path):
+    with pytest.raises(DataError) as info:
+        preprocess_raw(tmp_path, tmp_path / "out")
+    for name in ("sample_skeleton_train.csv", "sample_skeleton_test.csv",
+                 "common_features_train.csv", "common_features_test.csv"):
+        assert name in str(info.value)
+    write_raw_fixture(tmp_path / "raw")
+    (tmp_path / "raw" / "common_features_test.csv").unlink()
+    with pytest.raises(DataError, match=r"lacks common_features_test\.csv\."):
+        preprocess_raw(tmp_path / "raw", tmp_path / "out")
+
+
+def test_two_runs_give_identical_bytes(fixture_run):
+    tmp_path, _ = fixture_run
+    preprocess_raw(tmp_path / "raw", tmp_path / "again", progress=True)
+    for name in CSV_NAMES + [REPORT_NAME]:
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
+
+
+def test_a_failed_run_leaves_no_partial_file(fixture_run):
+    tmp_path, _ = fixture_run
+    before = {name: (tmp_path / "out" / name).read_bytes() for name in CSV_NAMES}
+    skeleton = tmp_path / "raw" / "sample_skeleton_test.csv"
+    lines = skeleton.read_text().splitlines(keepends=True)
+    lines[100] = "201,0,0,damaged\n"
+    skeleton.write_text("".join(lines))
+    for out in (tmp_path / "fresh", tmp_path / "out"):
+        with pytest.raises(DataError, match=r"sample_skeleton_test\.csv, line 101"):
+            preprocess_raw(tmp_path / "raw", out)
+        assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
+    assert not list((tmp_path / "fresh").iterdir())  # not even train, which was complete
+    assert {name: (tmp_path / "out" / name).read_bytes() for name in CSV_NAMES} == before
+
+
+def test_progress_bars_are_off_by_default(tmp_path, capsys):
+    write_raw_fixture(tmp_path / "raw", rows=20)
+    preprocess_raw(tmp_path / "raw", tmp_path / "out")
+    assert capsys.readouterr().err == ""
+    preprocess_raw(tmp_path / "raw", tmp_path / "out", progress=True)
+    assert "sample_skeleton_train.csv" in capsys.readouterr().err
