@@ -37,27 +37,56 @@ def build_model(name: str, data, embed_dim: int | None):
     return SharedBottom(features, tasks, {"dims": [16]}, towers, task_names=["purchase", "click"])
 
 
+def load_data(args: argparse.Namespace):
+    """Load the splits; under torchrun, rank 0 parses and caches them first, the others then
+    memory-map the cache, so no process holds a parsed copy of the whole CSV."""
+    from . import distributed
+    from .datasets import ali_ccp
+
+    if not distributed.is_distributed():
+        return ali_ccp.load_ali_ccp(args.data)
+    if distributed.is_main():
+        data = ali_ccp.load_ali_ccp(args.data, cache=True)
+    torch.distributed.barrier()
+    if not distributed.is_main():
+        data = ali_ccp.load_ali_ccp(args.data, cache=True)
+    return data
+
+
 def train(args: argparse.Namespace) -> None:
+    from . import distributed
+
+    distributed.init_from_env(args.device)
+    try:
+        train_model(args)
+    finally:
+        distributed.shut_down()
+
+
+def train_model(args: argparse.Namespace) -> None:
     from .data import DataGenerator
     from .datasets import ali_ccp
+    from .distributed import is_main, world_size
     from .trainer import MTLTrainer
 
     torch.manual_seed(args.seed)
-    data = ali_ccp.load_ali_ccp(args.data)
-    print(f"data: {', '.join(f'{s} {len(f):,} rows' for s, f in data.splits().items())} "
-          f"({data.files['train']}, ...)")
+    data = load_data(args)
+    say = print if is_main() else (lambda *a, **k: None)
+    say(f"data: {', '.join(f'{s} {len(f):,} rows' for s, f in data.splits().items())} "
+        f"({data.files['train']}, ...)" + (f"; {world_size()} processes" if world_size() > 1 else ""))
     model = build_model(args.model, data, args.embed_dim)
     inputs = {s: ali_ccp.model_inputs(f, model.features) for s, f in data.splits().items()}
     loaders = DataGenerator(*inputs["train"]).generate_dataloader(
         x_val=inputs["val"][0], y_val=inputs["val"][1], x_test=inputs["test"][0],
-        y_test=inputs["test"][1], batch_size=args.batch_size, seed=args.seed)
+        y_test=inputs["test"][1], batch_size=max(1, args.batch_size // world_size()),
+        seed=args.seed)  # --batch-size is global: under torchrun each process takes a share
     trainer = MTLTrainer(model, optimizer_params={"lr": args.lr, "weight_decay": args.weight_decay},
                          n_epoch=args.epochs, earlystop_patience=args.patience,
-                         model_path=args.save, seed=args.seed)
-    trainer.fit(loaders[0], loaders[1])
+                         model_path=args.save, seed=args.seed, device=args.device)
+    trainer.fit(loaders[0], loaders[1], resume=args.resume)
     scores = trainer.evaluate(trainer.model, loaders[2])
-    print(f"\n{type(model).__name__} on the test split ({len(data.test):,} rows):")
-    print(scores.table())
+    say(f"\n{type(model).__name__} on the test split ({len(data.test):,} rows):")
+    say(scores.table())
 
 
 def synth(args: argparse.Namespace) -> None:
@@ -90,13 +119,16 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", choices=MODELS, default="esmm")
     p.add_argument("--data", default="data/ali-ccp", help="folder with ali_ccp_*.csv")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--batch-size", type=int, default=1024,
+                   help="rows per step, over all processes under torchrun")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=1e-5)
     p.add_argument("--patience", type=int, default=2)
     p.add_argument("--embed-dim", type=int, default=None, help="default 16 (ESMM), 4 (MMoE)")
     p.add_argument("--seed", type=int, default=2022)
-    p.add_argument("--save", default=None, help="folder for the best model.pth")
+    p.add_argument("--save", default=None, help="folder for model.pth (best) and resume.pth")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --save")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(run=train)
 
     p = commands.add_parser("synth", help="write synthetic Ali-CCP-schema data")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import torch
@@ -60,10 +62,32 @@ def column_to_numpy(name: str, values) -> np.ndarray:
     return arr
 
 
+def _is_memory_mapped(arr: np.ndarray) -> bool:
+    while arr is not None:
+        if isinstance(arr, np.memmap):
+            return True
+        arr = getattr(arr, "base", None)
+    return False
+
+
 def column_to_tensor(name: str, values) -> torch.Tensor:
-    """Copy a column once into a contiguous tensor: int64 for integers, float32 for floats."""
+    """A column as a contiguous tensor: int32 ids (int64 if they need it), float32 values.
+
+    Any other layout is copied once into that form. A memory-mapped int32/float32 column (the
+    .npy cache of a large CSV) is used in place, without copying: batches read their rows from
+    the file.
+    """
     arr = column_to_numpy(name, values)
-    dtype = np.int64 if arr.dtype.kind in "iu" else np.float32
+    if arr.dtype.kind in "iu":
+        fits = arr.dtype.itemsize <= 4 and arr.dtype != np.uint32 or len(arr) == 0 or (
+            arr.min() >= -2**31 and arr.max() < 2**31)
+        dtype = np.int32 if fits else np.int64
+    else:
+        dtype = np.float32
+    if _is_memory_mapped(arr) and arr.dtype == dtype and arr.flags.c_contiguous:
+        with warnings.catch_warnings():  # read-only file mapping; batches only read from it
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(arr)
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=dtype).copy())
 
 
@@ -92,6 +116,11 @@ class BatchLoader:
 
     With `shuffle=True` each pass uses a new permutation drawn from `seed + epoch`, so runs are
     reproducible; `set_epoch` picks the epoch explicitly (as distributed samplers do).
+    After `shard(rank, world_size)` a loader yields only that process's share of the rows:
+    for training, every process gets the same number of rows of the common permutation (up to
+    world_size - 1 rows are left out each epoch, different ones each time); for evaluation,
+    process r gets the r-th contiguous block, so gathering blocks in rank order restores the
+    row order.
     """
 
     def __init__(self, x: Mapping, y=None, batch_size: int = 1024, shuffle: bool = False,
@@ -117,27 +146,43 @@ class BatchLoader:
         self.seed = seed
         self.drop_last = drop_last
         self.epoch = 0
+        self.rank, self.world_size = 0, 1
         self._checked: set = set()
 
+    def shard(self, rank: int, world_size: int) -> None:
+        """Yield only process `rank`'s share of the rows (see the class docstring)."""
+        if not 0 <= rank < world_size:
+            raise DataError(f"rank {rank} is not in [0, {world_size}).")
+        self.rank, self.world_size = rank, world_size
+
+    def _block(self) -> tuple[int, int]:
+        """This process's rows: (first, count); without sharding, all of them."""
+        if self.shuffle:
+            return 0, self.num_rows // self.world_size
+        per_rank = -(-self.num_rows // self.world_size)
+        first = min(self.rank * per_rank, self.num_rows)
+        return first, min(per_rank, self.num_rows - first)
+
     def __len__(self) -> int:
-        if self.drop_last:
-            return self.num_rows // self.batch_size
-        return -(-self.num_rows // self.batch_size)
+        rows = self._block()[1]
+        return rows // self.batch_size if self.drop_last else -(-rows // self.batch_size)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[Batch]:
+        first, rows = self._block()
         order = None
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed + self.epoch)
             order = torch.randperm(self.num_rows, generator=generator)
+            order = order[self.rank::self.world_size][:rows]
             self.epoch += 1
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             if order is None:
-                rows = slice(start, start + self.batch_size)
-                xb = {name: t[rows] for name, t in self.x.items()}
-                yb = None if self.y is None else self.y[rows]
+                stop = first + min(start + self.batch_size, rows)
+                xb = {name: t[first + start:stop] for name, t in self.x.items()}
+                yb = None if self.y is None else self.y[first + start:stop]
             else:
                 idx = order[start:start + self.batch_size]
                 xb = {name: t.index_select(0, idx) for name, t in self.x.items()}
@@ -203,7 +248,7 @@ def _checked_ids(feature: SparseFeature, column: torch.Tensor) -> torch.Tensor:
                 f"Sparse feature {feature.name!r} has a non-integer id {column[row].item()} at "
                 f"row {row}. Ids must be whole numbers (label-encode the column first)."
             )
-        column = column.to(torch.int64)
+        column = column.to(torch.int32)
     check_id_range(feature, column, row_offset=0)
     return column
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import distributed
 from .checkpoint import read_checkpoint, save_checkpoint
 from .data import BatchLoader
 from .errors import CheckpointError, DataError, TrainingError
@@ -47,12 +48,22 @@ def show_progress(progress: bool | None) -> bool:
 
 
 def split_parameters(model: nn.Module) -> tuple[list, list]:
-    """(sparse-gradient embedding weights, every other trainable parameter)."""
-    sparse_ids = {id(m.weight) for m in model.modules()
-                  if isinstance(m, nn.Embedding) and m.sparse}
-    sparse = [p for p in model.parameters() if id(p) in sparse_ids]
-    dense = [p for p in model.parameters() if id(p) not in sparse_ids and p.requires_grad]
-    return sparse, dense
+    """(embedding tables, every other trainable parameter)."""
+    table_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    tables = [p for p in model.parameters() if id(p) in table_ids]
+    others = [p for p in model.parameters() if id(p) not in table_ids and p.requires_grad]
+    return tables, others
+
+
+class LossModule(nn.Module):
+    """Calls `model.loss` from `forward`, so that DistributedDataParallel sees the pass."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, y):
+        return self.model.loss(x, y)
 
 
 class MTLTrainer:
@@ -101,19 +112,32 @@ class MTLTrainer:
         self.seed = seed
         self.progress = show_progress(progress)
         self.verbose = verbose
-        sparse, dense = split_parameters(model)
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
+        if self.world_size > 1 and self.device.type == "cuda":
+            # nccl cannot all-reduce sparse gradients: embeddings get dense ones on GPUs
+            for m in model.modules():
+                if isinstance(m, nn.Embedding):
+                    m.sparse = False
+        tables, others = split_parameters(model)
+        sparse = [p for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse
+                  for p in [m.weight]]
         adam = {k: v for k, v in options.items() if k in ADAM_OPTIONS}
-        self.optimizers = []
-        if dense:
-            self.optimizers.append(torch.optim.Adam(
-                dense, weight_decay=options.get("weight_decay", 0.0), **adam))
+        groups = [{"params": others, "weight_decay": options.get("weight_decay", 0.0)}]
+        if len(sparse) < len(tables):  # dense-gradient tables: Adam, without weight decay
+            groups.append({"params": [p for p in tables if all(p is not q for q in sparse)],
+                           "weight_decay": 0.0})
+        self.optimizers = [torch.optim.Adam([g for g in groups if g["params"]], **adam)]
         if sparse:
             self.optimizers.append(torch.optim.SparseAdam(sparse, **adam))
+        self.loss_module: nn.Module = LossModule(self.model)
+        if self.world_size > 1:
+            ids = [self.device.index or 0] if self.device.type == "cuda" else None
+            self.loss_module = nn.parallel.DistributedDataParallel(self.loss_module, device_ids=ids)
         self.history: dict = {}
         self._leak_checked: set[int] = set()
 
     def _batches(self, loader, desc: str):
-        return tqdm(loader, desc=desc, leave=False, disable=not self.progress)
+        return tqdm(loader, desc=desc, leave=False, disable=not self.progress or self.rank != 0)
 
     def _to_device(self, x: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device, non_blocking=True) for k, v in x.items()}
@@ -140,7 +164,7 @@ class MTLTrainer:
         steps = 0
         for x, y in self._batches(loader, f"train {epoch + 1}"):
             x, y = self._to_device(x), y.to(self.device, non_blocking=True)
-            total, parts = self.model.loss(x, y)
+            total, parts = self.loss_module(x, y)
             if not torch.isfinite(total):
                 raise TrainingError(
                     f"The training loss became {total.item()} at epoch {epoch + 1}, step "
@@ -155,7 +179,10 @@ class MTLTrainer:
             for name, value in parts.items():
                 sums[name] = sums.get(name, 0.0) + value.detach()
             steps += 1
-        return {name: float(s) / max(steps, 1) for name, s in sums.items()}
+        means = torch.stack([s / max(steps, 1) for s in sums.values()]).float()
+        if self.world_size > 1:  # every process reports the mean over all of them
+            means = distributed.gather_rows(means[None]).mean(0)
+        return {name: float(v) for name, v in zip(sums, means)}
 
     def fit(self, train_dataloader: BatchLoader, val_dataloader: BatchLoader | None = None,
             resume: bool = False) -> dict:
@@ -170,6 +197,9 @@ class MTLTrainer:
         self._check(train_dataloader)
         if val_dataloader is not None:
             self._check(val_dataloader)
+        for loader in (train_dataloader, val_dataloader):
+            if loader is not None and self.world_size > 1:
+                loader.shard(self.rank, self.world_size)
         if resume and self.model_path is None:
             raise DataError("resume=True needs model_path: the folder the interrupted run saved to.")
         if self.seed is not None:
@@ -225,7 +255,7 @@ class MTLTrainer:
         return history
 
     def _print(self, line: str) -> None:
-        if self.verbose:
+        if self.verbose and self.rank == 0:
             print(line)
 
     def _path(self, name: str) -> str:
@@ -235,13 +265,13 @@ class MTLTrainer:
         return [opt.state_dict() for opt in self.optimizers]
 
     def _save_best(self, epoch: int, history: dict) -> None:
-        if self.model_path is not None:
+        if self.model_path is not None and self.rank == 0:
             save_checkpoint(self._path(BEST_FILE), self.model,
                             {"optimizers": self._optimizer_states()}, epoch + 1,
                             copy.deepcopy(history))
 
     def _save_resume(self, run: dict) -> None:
-        if self.model_path is None:
+        if self.model_path is None or self.rank != 0:
             return
         state = {"optimizers": self._optimizer_states(), "rng": torch.get_rng_state(),
                  "run": {k: v for k, v in run.items() if k != "history"}}
@@ -272,9 +302,15 @@ class MTLTrainer:
         model.eval()
         if isinstance(data_loader, BatchLoader):
             data_loader.check_features(model.features)
-        outputs = [model(self._to_device(x)).float().cpu()
+            if data_loader.world_size != self.world_size:  # each process scores one block
+                data_loader.shard(self.rank, self.world_size)
+        outputs = [model(self._to_device(x)).float()
                    for x, _ in self._batches(data_loader, "predict")]
-        return torch.cat(outputs).numpy()
+        n_tasks = len(model.task_names)
+        local = torch.cat(outputs) if outputs else torch.zeros(0, n_tasks, device=self.device)
+        if getattr(data_loader, "world_size", 1) > 1:  # each process scored one block of rows
+            local = distributed.gather_rows(local)
+        return local.cpu().numpy()
 
     def evaluate(self, model: nn.Module, data_loader: BatchLoader) -> TaskScores:
         """Per-task scores on `data_loader` (AUC, or MSE for regression tasks).

@@ -13,7 +13,8 @@ def test_columns_of_any_layout_become_contiguous_tensors():
     t = column_to_tensor("a", reversed_view)
     assert t.is_contiguous() and t.tolist() == list(range(9, -1, -1))
     ext = pd.Series([1, 2, 3], dtype="Int32")
-    assert column_to_tensor("b", ext).dtype == torch.int64
+    assert column_to_tensor("b", ext).dtype == torch.int32
+    assert column_to_tensor("big", np.array([2**40])).dtype == torch.int64
     assert column_to_tensor("c", pd.Series([0.5, 1.0])).dtype == torch.float32
     assert column_to_tensor("d", np.array([True, False])).tolist() == [1, 0]
     assert column_to_tensor("e", np.array(["3", "4"], dtype=object)).tolist() == [3, 4]
@@ -85,7 +86,7 @@ def test_check_features_converts_whole_floats_and_rejects_nan_dense():
         loader.check_features([SparseFeature("101", 5), DenseFeature("D1")])
     loader = BatchLoader({"101": [1.0, 2.0]}, [0, 1])
     loader.check_features([SparseFeature("101", 5)])
-    assert loader.x["101"].dtype == torch.int64
+    assert loader.x["101"].dtype == torch.int32
     with pytest.raises(DataError, match="non-integer id 1.5"):
         BatchLoader({"101": [1.5]}, [0]).check_features([SparseFeature("101", 5)])
 
@@ -103,3 +104,28 @@ def test_data_generator_with_given_splits_and_with_split_ratio():
     assert sorted(rows.tolist()) == list(range(100))
     with pytest.raises(DataError, match="split_ratio"):
         DataGenerator(x, y).generate_dataloader(split_ratio=[0.9, 0.2])
+
+
+def test_memory_mapped_columns_are_used_without_copying(tmp_path):
+    np.save(tmp_path / "ids.npy", np.arange(10, dtype=np.int32))
+    ids = np.load(tmp_path / "ids.npy", mmap_mode="r")
+    loader = BatchLoader({"a": ids}, None, batch_size=4)
+    assert loader.x["a"].data_ptr() == ids.ctypes.data
+    assert [xb["a"].tolist() for xb, _ in loader][-1] == [8, 9]
+
+
+def test_shards_split_the_rows_between_processes():
+    x, y = {"a": np.arange(10)}, np.arange(10)
+    seen = []
+    for rank in range(3):
+        train = BatchLoader(x, y, batch_size=2, shuffle=True, seed=1)
+        train.shard(rank, 3)
+        seen.append(sum((xb["a"].tolist() for xb, _ in train), []))
+    assert [len(s) for s in seen] == [3, 3, 3]  # equal steps on every process
+    assert len(set(sum(seen, []))) == 9
+    blocks = []
+    for rank in range(3):
+        val = BatchLoader(x, y, batch_size=2)
+        val.shard(rank, 3)
+        blocks += sum((xb["a"].tolist() for xb, _ in val), [])
+    assert blocks == list(range(10))  # blocks in rank order restore the row order
