@@ -24,6 +24,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	@# build matplotlib's font cache now: its one-time notice on stderr would break nbval
+	$(PY) -c "import matplotlib.pyplot" 2>/dev/null
 	touch $(STAMP)
 
 demo: $(STAMP)
