@@ -1,0 +1,83 @@
+"""The reliability matrix, as a user of `python -m rechub_mini train` meets it: every broken
+input ends with one line naming the problem and exit status 2, never a traceback."""
+import shutil
+
+import pandas as pd
+import pytest
+
+from rechub_mini.cli import main
+
+SPLITS = ["train", "val", "test"]
+
+
+@pytest.fixture()
+def data_dir(tmp_path, sample_dir):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for split in SPLITS:
+        frame = pd.read_csv(sample_dir / f"ali_ccp_{split}_sample.csv", nrows=400)
+        frame.to_csv(folder / f"ali_ccp_{split}_sample.csv", index=False)
+    return folder
+
+
+def edit(folder, split, change):
+    path = folder / f"ali_ccp_{split}_sample.csv"
+    text = path.read_text()
+    path.write_text(change(text))
+
+
+def set_cell(column, row, value):
+    def change(text):
+        lines = text.splitlines()
+        header = lines[0].split(",")
+        fields = lines[row + 1].split(",")
+        fields[header.index(column)] = str(value)
+        lines[row + 1] = ",".join(fields)
+        return "\n".join(lines) + "\n"
+    return change
+
+
+def drop_column(column):
+    def change(text):
+        lines = [l.split(",") for l in text.splitlines()]
+        i = lines[0].index(column)
+        return "\n".join(",".join(l[:i] + l[i + 1:]) for l in lines) + "\n"
+    return change
+
+
+CASES = {
+    "missing sparse column": ("val", drop_column("205"), "ali_ccp_val_sample.csv: missing columns ['205']"),
+    "missing dense column": ("train", drop_column("D853"), "missing columns ['D853']"),
+    "missing label column": ("test", drop_column("purchase"), "missing columns ['purchase']"),
+    "non-numeric id": ("train", set_cell("206", 10, "abc"), "line 12, column '206': value 'abc'"),
+    "negative id": ("test", set_cell("124", 3, -2), "line 5: column '124' has negative id -2"),
+    "NaN dense value": ("val", set_cell("D508", 7, "nan"), "line 9: dense column 'D508' has 1 NaN"),
+    "label 2": ("train", set_cell("click", 0, 2), "line 2: label 'click' is 2"),
+    "empty split": ("test", lambda t: t.splitlines()[0] + "\n", "ali_ccp_test_sample.csv has no data rows"),
+    "truncated file": ("train", lambda t: t[:-40], "of 33 fields; the file looks truncated"),
+    "extra field": ("val", set_cell("D702", 2, "0.1,0.2"), "Expected 33 fields in line 4, saw 34"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_broken_data_gives_one_line_and_status_2(data_dir, capsys, case):
+    split, change, message = CASES[case]
+    edit(data_dir, split, change)
+    assert main(["train", "--data", str(data_dir), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_missing_split_file(data_dir, capsys):
+    (data_dir / "ali_ccp_val_sample.csv").unlink()
+    assert main(["train", "--data", str(data_dir)]) == 2
+    assert "does not hold all three splits" in capsys.readouterr().err
+
+
+def test_purchase_without_click_rows_are_dropped_and_training_goes_on(data_dir, capsys):
+    edit(data_dir, "train", set_cell("click", 4, 0))
+    edit(data_dir, "train", set_cell("purchase", 4, 1))
+    with pytest.warns(UserWarning, match="dropped 1 rows with purchase = 1 but click = 0"):
+        assert main(["train", "--data", str(data_dir), "--epochs", "1"]) == 0
+    assert "train 399 rows" in capsys.readouterr().out
