@@ -39,7 +39,7 @@ class TaskScores(list):
     """
 
     def __init__(self, names: Sequence[str], values: Sequence[float],
-                 metrics: Sequence[str], notes: Sequence[str], digits: int = 4) -> None:
+                 metrics: Sequence[str], notes: Sequence[str], digits: int = 3) -> None:
         super().__init__(float(v) for v in values)
         self.names, self.metrics, self.notes, self.digits = list(names), list(metrics), list(notes), digits
 
@@ -60,12 +60,13 @@ class TaskScores(list):
 
     __str__ = __repr__
 
-    def table(self) -> str:
-        """A small aligned text table, one task per line."""
+    def table(self, digits: int | None = None) -> str:
+        """A small aligned text table, one task per line (`digits` decimals, default 3)."""
+        digits = self.digits if digits is None else digits
         width = max(len(n) for n in ["task", *self.names])
         lines = [f"{'task':<{width}}  metric  {'score':>7}  rows"]
         for name, metric, note, value in zip(self.names, self.metrics, self.notes, self):
-            lines.append(f"{name:<{width}}  {metric:<6}  {value:>7.{self.digits}f}  {note or 'all rows'}")
+            lines.append(f"{name:<{width}}  {metric:<6}  {value:>7.{digits}f}  {note or 'all rows'}")
         return "\n".join(lines)
 
 

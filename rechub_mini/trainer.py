@@ -222,7 +222,7 @@ class MTLTrainer:
             for name, value in losses.items():
                 history["train_loss"].setdefault(name, []).append(value)
             line = f"epoch {epoch + 1}/{self.n_epoch}  train loss " + ", ".join(
-                f"{n} {v:.4f}" for n, v in losses.items())
+                f"{n} {v:.3f}" for n, v in losses.items())
             improved = True
             if val_dataloader is not None:
                 scores = self.evaluate(self.model, val_dataloader)

@@ -29,12 +29,14 @@ def test_esmm_cvr_is_scored_on_clicked_rows_only():
     assert scores["cvr"] == 1.0
     assert scores["ctr"] == 1.0
     assert scores.names == ["cvr", "ctr", "ctcvr"]
-    assert "cvr AUC 1.0000 (clicked rows)" in repr(scores)
+    assert "cvr AUC 1.000 (clicked rows)" in repr(scores)
 
 
 def test_task_scores_behave_like_a_list_and_print_a_table():
     s = TaskScores(["cvr", "ctr"], [0.61234, 0.7], ["AUC", "AUC"], ["clicked rows", ""])
     assert list(s) == [0.61234, 0.7] and s[1] == 0.7 and s["cvr"] == 0.61234
     assert s.as_dict() == {"cvr": 0.61234, "ctr": 0.7}
-    assert str(s) == "cvr AUC 0.6123 (clicked rows) | ctr AUC 0.7000"
+    assert str(s) == "cvr AUC 0.612 (clicked rows) | ctr AUC 0.700"
+    s.digits = 4
+    assert str(s).startswith("cvr AUC 0.6123")
     assert s.table().splitlines()[1].split() == ["cvr", "AUC", "0.6123", "clicked", "rows"]
