@@ -63,21 +63,25 @@ def test_training_with_a_seed_is_reproducible():
     assert np.array_equal(results[0], results[1])
 
 
-def test_sparse_embeddings_only_update_rows_in_the_batch():
-    train, _, _ = loaders()
-    model = mmoe()
-    table = model.embedding.tables[0].weight
-    before = table.detach().clone()
-    x = {k: v[:0] for k, v in train.x.items()}  # keep the API honest: build a tiny loader
-    ids_u = np.array([1, 2, 3, 1])
-    small = DataGenerator({"u": ids_u, "i": np.array([0, 0, 1, 1]), "d": np.zeros(4, np.float32)},
-                          np.array([[0, 1], [0, 0], [1, 1], [0, 1]], np.float32)
-                          ).generate_dataloader(batch_size=4)[0]
-    MTLTrainer(model, optimizer_params={"lr": 0.1, "weight_decay": 0.1}, n_epoch=1,
-               verbose=False).fit(small)
-    changed = (table.detach() != before).any(dim=1).nonzero().flatten().tolist()
-    # u ids 1..3 (rows 1..3) and i ids 0, 1 (rows 50, 51 after u's 50 rows)
-    assert changed == [1, 2, 3, 50, 51]
+def test_large_tables_only_update_rows_in_the_batch_small_tables_are_dense():
+    torch.manual_seed(0)
+    features = [SparseFeature("u", 5000, 8), SparseFeature("i", 4000, 8), SparseFeature("g", 3, 8)]
+    model = MMOE(features, ["classification"] * 2, 2, {"dims": [4]}, [{}, {}])
+    large, small = model.embedding.tables[1], model.embedding.tables[0]
+    assert large.sparse and not small.sparse
+    assert [f.name for f in model.embedding.groups[1]] == ["u", "i"]
+    before = large.weight.detach().clone()
+    batches = DataGenerator({"u": np.array([1, 2, 3, 1]), "i": np.array([0, 0, 1, 1]),
+                             "g": np.array([0, 1, 2, 1])},
+                            np.array([[0, 1], [0, 0], [1, 1], [0, 1]], np.float32)
+                            ).generate_dataloader(batch_size=2)[0]
+    trainer = MTLTrainer(model, optimizer_params={"lr": 0.1, "weight_decay": 0.1}, n_epoch=2,
+                         verbose=False)
+    assert any(isinstance(o, torch.optim.SparseAdam) for o in trainer.optimizers)
+    trainer.fit(batches)
+    changed = (large.weight.detach() != before).any(dim=1).nonzero().flatten().tolist()
+    # u ids 1..3 (rows 1..3) and i ids 0, 1 (rows 5000, 5001 after u's 5000 rows)
+    assert changed == [1, 2, 3, 5000, 5001]
 
 
 def test_trainer_rejects_mismatched_task_types_and_bad_options():

@@ -20,6 +20,7 @@ from ..features import DenseFeature, Feature, SparseFeature, check_unique_names
 ACTIVATIONS = {"relu": nn.ReLU, "prelu": nn.PReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
                "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU}
 EMBEDDING_INIT_STD = 0.01
+SMALL_TABLE_ROWS = 1024  # vocabularies up to this size get dense gradients (see EmbeddingLayer)
 
 
 def make_activation(name: str) -> nn.Module:
@@ -31,9 +32,14 @@ def make_activation(name: str) -> nn.Module:
 class EmbeddingLayer(nn.Module):
     """Turns a batch dict into one flat vector per row: sparse embeddings, then dense values.
 
+    Features are grouped into one table per embedding size and kind. Large vocabularies get a
+    table with sparse gradients (only the rows in the batch are touched, by SparseAdam); small
+    ones (at most SMALL_TABLE_ROWS ids: gender, age, position...) share a table with ordinary
+    dense gradients, which is cheaper than sorting their many repeated ids every step.
+
     Args:
         features: SparseFeature and DenseFeature definitions, in any order.
-        sparse_grad: give the tables sparse gradients (use SparseAdam); set False for
+        sparse_grad: give the large tables sparse gradients (use SparseAdam); set False for
             optimizers or backends that need dense gradients (e.g. DDP with nccl).
     """
 
@@ -45,11 +51,16 @@ class EmbeddingLayer(nn.Module):
         self.dims = sorted({f.embed_dim for f in self.sparse_features})
         self.tables = nn.ModuleList()
         self.groups: list[list[SparseFeature]] = []
-        for i, dim in enumerate(self.dims):
-            group = [f for f in self.sparse_features if f.embed_dim == dim]
+        kinds = [(dim, large) for dim in self.dims for large in (False, True)]
+        for dim, large in kinds:
+            group = [f for f in self.sparse_features if f.embed_dim == dim
+                     and (f.vocab_size > SMALL_TABLE_ROWS) == large]
+            if not group:
+                continue
+            i = len(self.groups)
             sizes = torch.tensor([f.vocab_size for f in group])
             offsets = torch.cumsum(sizes, 0) - sizes
-            table = nn.Embedding(int(sizes.sum()), dim, sparse=sparse_grad)
+            table = nn.Embedding(int(sizes.sum()), dim, sparse=sparse_grad and large)
             nn.init.normal_(table.weight, std=EMBEDDING_INIT_STD)
             self.tables.append(table)
             self.groups.append(group)
@@ -88,7 +99,7 @@ class EmbeddingLayer(nn.Module):
         if len(self.dims) != 1:
             raise DataError(f"Sum pooling needs one embed_dim for all sparse features of a "
                             f"group, got {self.dims}.")
-        parts = [self._lookup(x, 0).sum(dim=1)]
+        parts = [sum(self._lookup(x, i).sum(dim=1) for i in range(len(self.tables)))]
         if self.dense_features:
             parts.append(self._dense(x))
         return torch.cat(parts, dim=1)

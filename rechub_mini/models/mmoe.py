@@ -55,14 +55,15 @@ class MMOE(TaskHeadsModel):
             raise DataError(f"expert_params has unknown options {sorted(unknown)}; allowed: "
                             f"dims, dropout, activation.")
         self.experts = ParallelMLP(int(n_expert), input_dim, **options)
-        self.gates = nn.ModuleList(nn.Linear(input_dim, int(n_expert)) for _ in self.task_types)
+        # all tasks' gates in one layer: output t * n_expert + e is gate t's score for expert e
+        self.gates = nn.Linear(input_dim, len(self.task_types) * int(n_expert))
         self.towers = nn.ModuleList(
             tower(self.experts.output_dim, p, f"tower_params_list[{i}]")
             for i, p in enumerate(tower_params_list))
 
     def _gates_and_experts(self, x):
         h = self.embedding(x)
-        gates = torch.stack([torch.softmax(g(h), dim=1) for g in self.gates], dim=1)
+        gates = torch.softmax(self.gates(h).view(len(h), len(self.task_types), -1), dim=2)
         return gates, self.experts(h)  # [batch, tasks, experts], [batch, experts, hidden]
 
     def raw_outputs(self, x):
