@@ -80,13 +80,30 @@ def execute(nb: nbformat.NotebookNode, workdir: Path) -> None:
     client.execute()
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs = merge_streams(cell.outputs)
     nb.metadata = {"kernelspec": KERNEL, "language_info": {"name": "python"}}
+
+
+def merge_streams(outputs: list) -> list:
+    """Join consecutive stdout (or stderr) pieces: the kernel splits them at random points,
+    which would make identical builds differ."""
+    merged: list = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (output.output_type == "stream" and previous is not None
+                and previous.output_type == "stream" and previous.name == output.name):
+            previous.text += output.text
+        else:
+            merged.append(output)
+    return merged
 
 
 def write_atomically(nb: nbformat.NotebookNode, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         nbformat.write(nb, f)
+    os.chmod(tmp, 0o644)  # mkstemp makes files private; notebooks are for everyone to read
     os.replace(tmp, path)
 
 

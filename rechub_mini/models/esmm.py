@@ -87,9 +87,10 @@ class ESMM(ClickPurchaseModel):
         item_features: features of the item side.
         cvr_params: CVR tower options, e.g. {"dims": [16, 8]}.
         ctr_params: CTR tower options.
-        pooling: "concat" joins every field's embedding (as torch-rechub does); "sum" is the
-            paper's field-wise pooling: the user fields' embeddings are summed, and so are the
-            item fields', before the towers.
+        pooling: "concat" joins every field's embedding (as torch-rechub does); "sum" adds up
+            the user fields' embeddings into one vector and the item fields' into another, a
+            compact variant. (The paper's field-wise pooling sums the several ids *within* one
+            field; the processed Ali-CCP has one id per field, so concat already does that.)
         sparse_grad: sparse embedding gradients (fast with SparseAdam).
 
     forward returns [pCVR, pCTR, pCTCVR]; labels are y[:, 0] = purchase, y[:, 1] = click.

@@ -95,7 +95,7 @@ class EmbeddingLayer(nn.Module):
         return torch.cat(parts, dim=1)
 
     def sum_pooled(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """Field-wise sum pooling (ESMM paper): all sparse embeddings summed, then dense values."""
+        """All sparse embeddings summed into one vector, then the dense values."""
         if len(self.dims) != 1:
             raise DataError(f"Sum pooling needs one embed_dim for all sparse features of a "
                             f"group, got {self.dims}.")

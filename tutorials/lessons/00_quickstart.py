@@ -179,7 +179,7 @@ model could reach on these rows. `data/ali-ccp/meta.json` records it per split.
 with open(f"{DATA}/meta.json", encoding="utf-8") as f:
     oracle = json.load(f)["splits"]["test"]["oracle_auc"]
 
-def compare(scores, oracle_keys, digits=4):
+def compare(scores, oracle_keys, digits=3):
     for task, key in oracle_keys.items():
         model, best = round(scores[task], digits), round(oracle[key], digits)
         print(f"{task:9} model {model:.{digits}f}   oracle {best:.{digits}f}   "
@@ -213,10 +213,11 @@ mmoe_scores = trainer.evaluate(trainer.model, test_loader)
 print(f"best epoch: {history['best_epoch']}")
 """),
     md(en="""
-MMoE's test AUCs come out slightly different on different kinds of CPU (the fourth decimal
-moves between processors with and without AVX-512), so we print them with three decimals.
+AUCs can come out slightly different on different kinds of CPU (for MMoE the fourth decimal
+moves between processors with and without AVX-512), so rechub_mini and these lessons print
+three decimals.
 """, zh="""
-MMoE 的测试集 AUC 在不同类型的 CPU 上会有细微差别（支持和不支持 AVX-512 的处理器之间，第四位小数会变），所以这里只保留三位小数。
+AUC 在不同类型的 CPU 上可能有细微差别（MMoE 的测试集 AUC 在支持和不支持 AVX-512 的处理器之间，第四位小数会变），所以 rechub_mini 和本教程都只保留三位小数。
 """),
     code("""
 compare(mmoe_scores, {"purchase": "ctcvr", "click": "ctr"}, digits=3)

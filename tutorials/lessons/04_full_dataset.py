@@ -221,7 +221,7 @@ trainer.fit(train)
 scores = trainer.evaluate(trainer.model, test)
 oracle = meta["splits"]["test"]["oracle_auc"]
 for task, key in {"cvr": "cvr_clicked", "ctr": "ctr", "ctcvr": "ctcvr"}.items():
-    print(f"{task:6} model {scores[task]:.4f}   oracle {oracle[key]:.4f}")
+    print(f"{task:6} model {scores[task]:.3f}   oracle {oracle[key]:.3f}")
 """),
     md(en="""
 On the full training set (42.3M rows) one epoch of ESMM takes minutes on a laptop, not an
