@@ -1,0 +1,450 @@
+"""rechub_mini against torch-rechub: ESMM and MMoE on the same synthetic Ali-CCP, in one run.
+
+Method
+  1. One seeded synthetic Ali-CCP (`write_synthetic`, preset "real": CTR 4 %, CVR 0.5 %) is
+     written once to a temp folder, split 80/10/10 in order, and read by both sides.
+  2. Every measurement runs in a fresh subprocess (this script re-invoked with a hidden
+     `--worker` option; it prints one JSON line), so that imports, memory and thread pools
+     are its own. Runs alternate rechub_mini, torch-rechub, rechub_mini, ... for `--repeats`
+     rounds, and every number in the table is the median over the rounds. Both sides get the
+     same thread count (`torch.set_num_threads` and OMP/MKL/OPENBLAS_NUM_THREADS).
+  3. Each side is set up the way its own tutorial does it: torch-rechub from pandas frames
+     (concat, rename purchase -> cvr_label and click -> ctr_label, ctcvr_label = product,
+     features sized by max id + 1, ESMM with three task types so that its CVR tower is
+     trained), rechub_mini with `load_ali_ccp`, `build_features` and `model_inputs`. Same
+     models (ESMM towers [16, 8] over 23 sparse fields x 16; MMoE with 8 experts [16], towers
+     [8], 23 sparse fields x 4 + 8 dense), same Adam lr and weight decay, batch size, epochs
+     and seed.
+  4. Training time: the benchmark runs the epochs itself and times each call of the
+     trainer's `train_one_epoch`, the method both `fit`s call once per epoch. What `fit` adds
+     around it (torch-rechub's obligatory validation pass, early-stopping bookkeeping,
+     checkpoint writes) is not run, so it is timed on neither side. Train samples/s = train
+     rows x epochs / the summed epoch times; "best epoch" = train rows / the fastest single
+     epoch, the better estimate on a machine that other jobs share (see the CPU and load
+     lines printed with the table).
+  5. After each epoch listed in `--epochs` (one training run; no separate 1-epoch run), the
+     trainer's `predict` is timed over the test split (eval samples/s: the fastest of three
+     passes) and the AUCs are computed here from its predictions, the same way for both:
+     CTR on all rows, CVR on clicked rows, CTCVR on all rows. For MMoE, task 0 (purchase
+     over all impressions) is the CTCVR score and also gives the CVR AUC on clicked rows;
+     task 1 is the click.
+  6. Peak RSS is the worker's VmHWM (Linux): unlike `ru_maxrss` it does not inherit the
+     parent's peak across fork + exec.
+
+    python benchmarks/compare_torch_rechub.py [--rows 1000000] [--epochs 1,3]
+        [--batch-size 1024] [--threads 2] [--repeats 2] [--models esmm,mmoe]
+        [--only rechub_mini|torch_rechub] [--seed 0] [--preset real] [--vocab-scale 0.01]
+        [--json FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+IMPLEMENTATIONS = ["rechub_mini", "torch_rechub"]
+MODELS = ["esmm", "mmoe"]
+SPLITS = ["train", "val", "test"]
+DENSE_COLUMNS = ["D109_14", "D110_14", "D127_14", "D150_14", "D508", "D509", "D702", "D853"]
+LABELS = ["click", "purchase"]
+# torch-rechub's tutorial splits ESMM's fields this way (the rest are "user" fields).
+TUTORIAL_ITEM_COLUMNS = ["129", "205", "206", "207", "210", "216"]
+FULL_EPOCH_ROWS = 42_300_135  # rows of the raw Ali-CCP training file (ESMM paper, Table 1)
+PREDICT_TIMINGS = 3  # predict is short, so one busy moment of the machine would dominate it
+# What the core developer is working toward: rechub_mini / torch-rechub.
+TARGETS = {"train": {"esmm": 20, "mmoe": 10}, "eval": 20}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB (VmHWM; ru_maxrss where /proc is missing)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_data(folder: Path, rows: int, seed: int, preset: str,
+               vocab_scale: float | None) -> dict:
+    """Write the synthetic train/val/test CSVs (80/10/10) that both implementations read."""
+    from rechub_mini.datasets.synthetic import write_synthetic
+
+    return write_synthetic(folder, rows, seed=seed, preset=preset, vocab_scale=vocab_scale)
+
+
+def split_path(data_dir: Path, split: str) -> Path:
+    return data_dir / f"ali_ccp_{split}.csv"
+
+
+def auc_scores(model: str, predictions, click, purchase) -> dict[str, float]:
+    """CTR AUC on all rows, CVR AUC on clicked rows, CTCVR AUC on all rows (NaN: one class)."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    predictions = np.asarray(predictions, dtype=np.float64)
+    if model == "esmm":  # [pCVR, pCTR, pCTCVR]
+        p_cvr, p_ctr, p_ctcvr = predictions[:, 0], predictions[:, 1], predictions[:, 2]
+    else:  # MMoE: task 0 = purchase over all impressions, task 1 = click
+        p_ctcvr, p_ctr = predictions[:, 0], predictions[:, 1]
+        p_cvr = p_ctcvr
+    clicked = click == 1
+
+    def auc(truth, score):
+        return float(roc_auc_score(truth, score)) if len(np.unique(truth)) == 2 else math.nan
+
+    return {"ctr": auc(click, p_ctr), "cvr_clicked": auc(purchase[clicked], p_cvr[clicked]),
+            "ctcvr": auc(purchase, p_ctcvr)}
+
+
+class Setup:
+    """What the timing loop needs from one implementation: run an epoch, predict the test set."""
+
+    def __init__(self, train_rows: int, train_epoch, predict, click, purchase) -> None:
+        self.train_rows = train_rows
+        self.train_epoch = train_epoch  # epoch index -> None
+        self.predict = predict          # () -> predictions [test rows, tasks]
+        self.click, self.purchase = click, purchase
+
+
+def setup_rechub_mini(model: str, data_dir: Path, batch_size: int, lr: float,
+                      weight_decay: float, seed: int) -> Setup:
+    """rechub_mini through its own API: load_ali_ccp, build_features, model_inputs."""
+    import torch
+
+    from rechub_mini import ESMM, MMOE, DataGenerator, MTLTrainer
+    from rechub_mini.datasets import ali_ccp
+    from rechub_mini.datasets.ali_ccp_schema import SPARSE_COLUMNS
+
+    data = ali_ccp.load_ali_ccp(data_dir, cache=False)
+    torch.manual_seed(seed)
+    if model == "esmm":
+        user = ali_ccp.build_features(data.train, ali_ccp.ESMM_USER_COLUMNS, embed_dim=16)
+        item = ali_ccp.build_features(data.train, ali_ccp.ESMM_ITEM_COLUMNS, embed_dim=16)
+        net = ESMM(user, item, cvr_params={"dims": [16, 8]}, ctr_params={"dims": [16, 8]})
+    else:
+        features = ali_ccp.build_features(data.train, SPARSE_COLUMNS + DENSE_COLUMNS,
+                                          embed_dim=4)
+        net = MMOE(features, ["classification"] * 2, n_expert=8, expert_params={"dims": [16]},
+                   tower_params_list=[{"dims": [8]}, {"dims": [8]}],
+                   task_names=["purchase", "click"])
+    x_train, y_train = ali_ccp.model_inputs(data.train, net.features)
+    x_test, y_test = ali_ccp.model_inputs(data.test, net.features)
+    train, _, test = DataGenerator(x_train, y_train).generate_dataloader(
+        x_test=x_test, y_test=y_test, batch_size=batch_size, seed=seed)
+    trainer = MTLTrainer(net, optimizer_params={"lr": lr, "weight_decay": weight_decay},
+                         n_epoch=1, seed=seed, progress=False, verbose=False)
+
+    def train_epoch(epoch: int) -> None:
+        train.set_epoch(epoch)  # as fit does: a new, seeded shuffle per epoch
+        trainer.train_one_epoch(train, epoch)
+
+    return Setup(train.num_rows, train_epoch, lambda: trainer.predict(trainer.model, test),
+                 data.test["click"].to_numpy(), data.test["purchase"].to_numpy())
+
+
+def setup_torch_rechub(model: str, data_dir: Path, batch_size: int, lr: float,
+                       weight_decay: float, seed: int) -> Setup:
+    """torch-rechub as its Ali-CCP multi-task tutorial drives it (labels kept out of x)."""
+    import numpy as np
+    import pandas as pd
+    import torch
+    from torch.utils.data import DataLoader
+    from torch_rechub.basic.features import DenseFeature, SparseFeature
+    from torch_rechub.models.multi_task import ESMM, MMOE
+    from torch_rechub.trainers import MTLTrainer
+    from torch_rechub.utils.data import DataGenerator, PredictDataset
+
+    frames = [pd.read_csv(split_path(data_dir, s)) for s in SPLITS]
+    train_end, val_end = len(frames[0]), len(frames[0]) + len(frames[1])
+    data = pd.concat(frames, axis=0)
+    data.rename(columns={"purchase": "cvr_label", "click": "ctr_label"}, inplace=True)
+    data["ctcvr_label"] = data["cvr_label"] * data["ctr_label"]
+    label_columns = ["cvr_label", "ctr_label", "ctcvr_label"]
+    sparse_columns = [c for c in data.columns if c not in DENSE_COLUMNS + label_columns]
+    torch.manual_seed(seed)
+    if model == "esmm":
+        used, labels = sparse_columns, label_columns
+        task_types = ["classification"] * 3  # with 2, torch-rechub never trains the CVR tower
+        user_columns = [c for c in sparse_columns if c not in TUTORIAL_ITEM_COLUMNS]
+        user = [SparseFeature(c, data[c].max() + 1, embed_dim=16) for c in user_columns]
+        item = [SparseFeature(c, data[c].max() + 1, embed_dim=16)
+                for c in TUTORIAL_ITEM_COLUMNS]
+        net = ESMM(user, item, cvr_params={"dims": [16, 8]}, ctr_params={"dims": [16, 8]})
+    else:
+        used, labels = sparse_columns + DENSE_COLUMNS, label_columns[:2]
+        task_types = ["classification"] * 2
+        features = ([SparseFeature(c, data[c].max() + 1, embed_dim=4) for c in sparse_columns]
+                    + [DenseFeature(c) for c in DENSE_COLUMNS])
+        net = MMOE(features, task_types, 8, expert_params={"dims": [16]},
+                   tower_params_list=[{"dims": [8]}, {"dims": [8]}])
+
+    def part(start, end):
+        # The copy is ours: with pandas 3, data[["cvr_label", "ctr_label"]].values is a view
+        # with a negative column stride (the CSV has click before purchase), which torch
+        # cannot turn into tensors, so the tutorial's MMoE stops at its first batch.
+        y = np.ascontiguousarray(data[labels].values[start:end])
+        return {c: data[c].values[start:end] for c in used}, y
+
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
+        part(0, train_end), part(train_end, val_end), part(val_end, None))
+    train, _, _ = DataGenerator(x_train, y_train).generate_dataloader(
+        x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test, batch_size=batch_size)
+    # its predict() reads batches of x only, from its own PredictDataset
+    test = DataLoader(PredictDataset(x_test), batch_size=batch_size, shuffle=False)
+    trainer = MTLTrainer(net, task_types=task_types,
+                         optimizer_params={"lr": lr, "weight_decay": weight_decay},
+                         n_epoch=1, earlystop_patience=1000, device="cpu")
+    return Setup(len(y_train), lambda epoch: trainer.train_one_epoch(train),
+                 lambda: trainer.predict(trainer.model, test),
+                 y_test[:, 1], y_test[:, 0])
+
+
+def run_worker(implementation: str, model: str, data_dir: Path, epochs: list[int],
+               batch_size: int, threads: int, seed: int, lr: float,
+               weight_decay: float) -> dict:
+    """Train one model with one implementation; time its epochs and test predictions."""
+    import torch
+
+    torch.set_num_threads(threads)
+    rss_after_imports = peak_rss_mb()
+    make = setup_rechub_mini if implementation == "rechub_mini" else setup_torch_rechub
+    start = time.perf_counter()
+    setup = make(model, data_dir, batch_size, lr, weight_decay, seed)
+    setup_seconds = time.perf_counter() - start
+    epoch_seconds, evaluations, cpu_seconds = [], [], 0.0
+    for epoch in range(max(epochs)):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        setup.train_epoch(epoch)
+        epoch_seconds.append(time.perf_counter() - start)
+        cpu_seconds += time.process_time() - cpu_start
+        if epoch + 1 in epochs:
+            predict_seconds = []
+            for _ in range(PREDICT_TIMINGS):
+                start = time.perf_counter()
+                predictions = setup.predict()
+                predict_seconds.append(time.perf_counter() - start)
+            scores = auc_scores(model, predictions, setup.click, setup.purchase)
+            evaluations.append({
+                "epochs": epoch + 1,
+                "train_samples_per_s": setup.train_rows * (epoch + 1) / sum(epoch_seconds),
+                "best_epoch_samples_per_s": setup.train_rows / min(epoch_seconds),
+                "eval_samples_per_s": len(setup.click) / min(predict_seconds),
+                "peak_rss_mb": peak_rss_mb(), **scores})
+    return {"implementation": implementation, "model": model, "threads": threads,
+            "torch_threads": torch.get_num_threads(), "train_rows": setup.train_rows,
+            "test_rows": len(setup.click), "test_clicks": int(setup.click.sum()),
+            "test_purchases": int(setup.purchase.sum()), "setup_seconds": setup_seconds,
+            "epoch_seconds": epoch_seconds, "rss_after_imports_mb": rss_after_imports,
+            # CPU-seconds per second of training (up to `threads`), and the 1-minute load
+            # average: on a shared machine they show how much CPU the run really got
+            "train_cpu_per_wall": cpu_seconds / sum(epoch_seconds),
+            "load_average": os.getloadavg()[0], "evaluations": evaluations}
+
+
+def measure(implementation: str, model: str, data_dir: Path, args) -> dict:
+    """Run one worker subprocess with the thread settings and silenced progress bars."""
+    threads = str(args.threads)
+    env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
+               OPENBLAS_NUM_THREADS=threads, TQDM_DISABLE="1", RECHUB_MINI_PROGRESS="0")
+    command = [sys.executable, __file__, "--worker", implementation, model,
+               "--data", str(data_dir), "--epochs", ",".join(map(str, args.epochs)),
+               "--batch-size", str(args.batch_size), "--threads", threads,
+               "--seed", str(args.seed), "--lr", str(args.lr),
+               "--weight-decay", str(args.weight_decay)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{implementation} {model} worker failed (exit {done.returncode}):"
+                           f"\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Median over repeats of every number, keyed by (model, implementation, epochs)."""
+    grouped: dict[tuple, list[dict]] = {}
+    for run in runs:
+        for evaluation in run["evaluations"]:
+            key = (run["model"], run["implementation"], evaluation["epochs"])
+            grouped.setdefault(key, []).append(evaluation)
+    return {key: {name: statistics.median(e[name] for e in evals)
+                  for name in evals[0] if name != "epochs"} | {"repeats": len(evals)}
+            for key, evals in grouped.items()}
+
+
+def fmt(value: float, digits: int = 4) -> str:
+    return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def auc_standard_error(auc: float, positives: int, negatives: int) -> float:
+    """Standard error of an AUC from its positive and negative counts (Hanley & McNeil 1982)."""
+    if positives < 1 or negatives < 1:
+        return math.nan
+    q1, q2 = auc / (2 - auc), 2 * auc ** 2 / (1 + auc)
+    variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc ** 2)
+                + (negatives - 1) * (q2 - auc ** 2)) / (positives * negatives)
+    return math.sqrt(variance)
+
+
+def print_results(summary: dict) -> None:
+    """One row per model, implementation and number of epochs (medians over the rounds)."""
+    header = (f"{'model':<5} {'implementation':<13} {'epochs':>6} {'train samples/s':>16} "
+              f"{'(best epoch)':>13} {'eval samples/s':>15} {'peak RSS MB':>12} "
+              f"{'CTR AUC':>8} {'CVR AUC (clicked)':>18} {'CTCVR AUC':>10}")
+    print(header)
+    print("-" * len(header))
+    for (model, implementation, epochs), r in sorted(summary.items()):
+        print(f"{model:<5} {implementation:<13} {epochs:>6} {r['train_samples_per_s']:>16,.0f} "
+              f"{r['best_epoch_samples_per_s']:>13,.0f} {r['eval_samples_per_s']:>15,.0f} "
+              f"{r['peak_rss_mb']:>12,.0f} {fmt(r['ctr']):>8} {fmt(r['cvr_clicked']):>18} "
+              f"{fmt(r['ctcvr']):>10}")
+
+
+def print_conditions(summary: dict, runs: list[dict]) -> None:
+    """How noisy the AUCs are, and how much CPU the runs really got."""
+    first = runs[0]
+    rows, clicks, purchases = first["test_rows"], first["test_clicks"], first["test_purchases"]
+    errors = {"CTR": auc_standard_error(0.75, clicks, rows - clicks),
+              "CVR (clicked)": auc_standard_error(0.75, purchases, clicks - purchases),
+              "CTCVR": auc_standard_error(0.75, purchases, rows - purchases)}
+    print(f"\ntest split: {rows:,} rows, {clicks:,} clicks, {purchases:,} purchases; standard "
+          f"error of an AUC near 0.75 there: " + ", ".join(
+              f"{name} {fmt(se, 3)}" for name, se in errors.items()))
+    print(f"medians of {max(r['repeats'] for r in summary.values())} round(s); best epoch = "
+          f"the fastest single epoch of any round; eval = the fastest of {PREDICT_TIMINGS} "
+          f"predict passes")
+    print("CPU-seconds per second while training (median; up to the thread count) and the "
+          "1-minute load average after each run:")
+    for model in MODELS:
+        for implementation in IMPLEMENTATIONS:
+            mine = [r for r in runs if (r["model"], r["implementation"]) == (model, implementation)]
+            if mine:
+                cpu = statistics.median(r["train_cpu_per_wall"] for r in mine)
+                loads = ", ".join(f"{r['load_average']:.1f}" for r in mine)
+                print(f"  {model:<5} {implementation:<13} CPU {cpu:.2f} of {mine[0]['threads']}"
+                      f"   load {loads}")
+
+
+def print_ratios(summary: dict) -> None:
+    """rechub_mini / torch-rechub for speed and memory; rechub_mini - torch-rechub for AUCs."""
+    pairs = [(m, e) for (m, i, e) in sorted(summary) if i == "rechub_mini"
+             and (m, "torch_rechub", e) in summary]
+    if not pairs:
+        return
+    print("\nratios rechub_mini / torch-rechub (AUC: rechub_mini minus torch-rechub)")
+    header = (f"{'model':<5} {'epochs':>6} {'train x':>8} {'(best epoch)':>13} {'target':>7} "
+              f"{'eval x':>7} {'target':>7} {'RSS x':>6} {'d CTR AUC':>10} "
+              f"{'d CVR AUC (clicked)':>20} {'d CTCVR AUC':>12}")
+    print(header)
+    print("-" * len(header))
+    for model, epochs in pairs:
+        a, b = summary[(model, "rechub_mini", epochs)], summary[(model, "torch_rechub", epochs)]
+        print(f"{model:<5} {epochs:>6} "
+              f"{a['train_samples_per_s'] / b['train_samples_per_s']:>8.1f} "
+              f"{a['best_epoch_samples_per_s'] / b['best_epoch_samples_per_s']:>13.1f} "
+              f"{'>= ' + str(TARGETS['train'][model]):>7} "
+              f"{a['eval_samples_per_s'] / b['eval_samples_per_s']:>7.1f} "
+              f"{'>= ' + str(TARGETS['eval']):>7} "
+              f"{a['peak_rss_mb'] / b['peak_rss_mb']:>6.2f} "
+              f"{a['ctr'] - b['ctr']:>+10.4f} {a['cvr_clicked'] - b['cvr_clicked']:>+20.4f} "
+              f"{a['ctcvr'] - b['ctcvr']:>+12.4f}")
+
+
+def print_projection(summary: dict) -> None:
+    """Hours for one epoch over the full Ali-CCP training file, from the longest runs."""
+    print(f"\nprojected time of one full Ali-CCP training epoch ({FULL_EPOCH_ROWS:,} rows), "
+          f"from the train samples/s of the longest run")
+    longest = {}
+    for (model, implementation, epochs), r in summary.items():
+        if epochs >= longest.get((model, implementation), (0, None))[0]:
+            longest[(model, implementation)] = (epochs, r)
+    for (model, implementation), (_, r) in sorted(longest.items()):
+        median = FULL_EPOCH_ROWS / r["train_samples_per_s"] / 60
+        best = FULL_EPOCH_ROWS / r["best_epoch_samples_per_s"] / 60
+        print(f"{model:<5} {implementation:<13} {median:>6,.0f} min (median)   "
+              f"{best:>6,.0f} min (best epoch)")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--epochs", default="1,3",
+                        help="epochs after which to evaluate, e.g. 1,3 (one run of the largest)")
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--models", default="esmm,mmoe")
+    parser.add_argument("--only", choices=IMPLEMENTATIONS)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--preset", default="real", choices=["real", "tutorial"],
+                        help="synthetic label rates: real (CTR 4%%, CVR 0.5%%) or the enriched "
+                             "tutorial ones (more positives: finite AUCs on tiny data)")
+    parser.add_argument("--vocab-scale", type=float,
+                        help="id vocabulary as a share of the real Ali-CCP's (default: the "
+                             "generator's 0.01; 1 gives real-size embedding tables)")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--weight-decay", type=float, default=1e-5)
+    parser.add_argument("--json", help="also write every run's raw numbers to this file")
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.epochs = sorted({int(e) for e in args.epochs.split(",")})
+    args.models = [m.strip() for m in args.models.split(",")]
+    unknown = set(args.models) - set(MODELS)
+    if unknown or min(args.epochs) < 1 or args.repeats < 1:
+        parser.error(f"--models takes {MODELS}, --epochs and --repeats positive numbers.")
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.worker:
+        real_stdout = sys.stdout
+        with contextlib.redirect_stdout(sys.stderr):  # torch-rechub prints its losses
+            result = run_worker(*args.worker, Path(args.data), args.epochs, args.batch_size,
+                                args.threads, args.seed, args.lr, args.weight_decay)
+        print(json.dumps(result), file=real_stdout)
+        return
+    implementations = [args.only] if args.only else IMPLEMENTATIONS
+    folder = Path(tempfile.mkdtemp(prefix="rechub-compare-"))
+    try:
+        start = time.perf_counter()
+        meta = write_data(folder, args.rows, args.seed, args.preset, args.vocab_scale)
+        ids = sum(meta["vocab_sizes"].values())
+        print(f"synthetic Ali-CCP ({args.preset} rates): {args.rows:,} rows, seed {args.seed}, "
+              f"{ids:,} ids in all (vocab scale {meta['parameters']['vocab_scale']}), "
+              f"written in {time.perf_counter() - start:.0f} s; batch size {args.batch_size}, "
+              f"{args.threads} thread(s), lr {args.lr}, weight decay {args.weight_decay}",
+              flush=True)
+        runs = []
+        for repeat in range(args.repeats):
+            for model in args.models:
+                for implementation in implementations:
+                    start = time.perf_counter()
+                    runs.append(measure(implementation, model, folder, args))
+                    print(f"  round {repeat + 1}/{args.repeats}: {model} {implementation} "
+                          f"{time.perf_counter() - start:.0f} s", flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"arguments": vars(args), "runs": runs},
+                                              indent=2) + "\n")
+    summary = summarise(runs)
+    print()
+    print_results(summary)
+    print_conditions(summary, runs)
+    print_ratios(summary)
+    print_projection(summary)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""benchmarks/compare_torch_rechub.py runs end to end at a tiny size and prints a full table."""
+import importlib.util
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_torch_rechub.py"
+HAS_TORCH_RECHUB = importlib.util.find_spec("torch_rechub") is not None
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("compare_torch_rechub", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_aucs_score_cvr_on_clicked_rows_only():
+    bench = load_script()
+    click = np.array([1, 1, 1, 1, 0, 0])
+    purchase = np.array([1, 0, 1, 0, 0, 0])
+    # pCVR ranks the clicked rows perfectly but is high on the unclicked ones
+    p_cvr = np.array([0.9, 0.1, 0.8, 0.2, 0.95, 0.95])
+    p_ctr = np.array([0.9, 0.8, 0.7, 0.6, 0.1, 0.2])
+    esmm = bench.auc_scores("esmm", np.column_stack([p_cvr, p_ctr, p_cvr * p_ctr]),
+                            click, purchase)
+    assert esmm["cvr_clicked"] == 1.0 and esmm["ctr"] == 1.0
+    # MMoE's task 0 is purchase over all impressions: CTCVR on all rows, CVR on clicked rows
+    mmoe = bench.auc_scores("mmoe", np.column_stack([p_cvr, p_ctr]), click, purchase)
+    assert mmoe["cvr_clicked"] == 1.0 and mmoe["ctcvr"] < 1.0
+
+
+def test_tiny_run_prints_rows_for_both_implementations_and_models():
+    command = [sys.executable, str(SCRIPT), "--rows", "10000", "--epochs", "1",
+               "--repeats", "1", "--preset", "tutorial"]
+    implementations = ["rechub_mini", "torch_rechub"]
+    if not HAS_TORCH_RECHUB:  # installed by `make test`'s setup (the bench extra)
+        command += ["--only", "rechub_mini"]
+        implementations = ["rechub_mini"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("model "))
+    rows = {}
+    for line in lines[header + 2:]:
+        if not line.strip():
+            break
+        model, implementation, epochs, *numbers = line.replace(",", "").split()
+        rows[(model, implementation)] = [float(n) for n in numbers]
+    assert set(rows) == {(m, i) for m in ["esmm", "mmoe"] for i in implementations}
+    for key, numbers in rows.items():
+        assert len(numbers) == 7 and all(math.isfinite(n) for n in numbers), (key, numbers)
+        assert all(n > 0 for n in numbers[:4]), key         # speeds and RSS
+        assert all(0 <= n <= 1 for n in numbers[4:]), key   # AUCs
+    assert "projected time of one full Ali-CCP training epoch" in result.stdout
+    if HAS_TORCH_RECHUB:
+        assert "ratios rechub_mini / torch-rechub" in result.stdout
