@@ -56,7 +56,6 @@ IMPLEMENTATIONS = ["rechub_mini", "torch_rechub"]
 MODELS = ["esmm", "mmoe"]
 SPLITS = ["train", "val", "test"]
 DENSE_COLUMNS = ["D109_14", "D110_14", "D127_14", "D150_14", "D508", "D509", "D702", "D853"]
-LABELS = ["click", "purchase"]
 # torch-rechub's tutorial splits ESMM's fields this way (the rest are "user" fields).
 TUTORIAL_ITEM_COLUMNS = ["129", "205", "206", "207", "210", "216"]
 FULL_EPOCH_ROWS = 42_300_135  # rows of the raw Ali-CCP training file (ESMM paper, Table 1)
@@ -84,6 +83,7 @@ def write_data(folder: Path, rows: int, seed: int, preset: str,
 
 
 def split_path(data_dir: Path, split: str) -> Path:
+    """The CSV of one split, as write_synthetic names it."""
     return data_dir / f"ali_ccp_{split}.csv"
 
 
@@ -326,7 +326,8 @@ def print_conditions(summary: dict, runs: list[dict]) -> None:
           "1-minute load average after each run:")
     for model in MODELS:
         for implementation in IMPLEMENTATIONS:
-            mine = [r for r in runs if (r["model"], r["implementation"]) == (model, implementation)]
+            mine = [r for r in runs
+                    if (r["model"], r["implementation"]) == (model, implementation)]
             if mine:
                 cpu = statistics.median(r["train_cpu_per_wall"] for r in mine)
                 loads = ", ".join(f"{r['load_average']:.1f}" for r in mine)
