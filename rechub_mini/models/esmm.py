@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError
-from ..features import Feature, check_unique_names
+from ..features import Feature, SparseFeature, check_unique_names
 from .base import MultiTaskModel, check_binary
 from .layers import EmbeddingLayer, tower
 
@@ -91,7 +91,7 @@ class ESMM(ClickPurchaseModel):
             the user fields' embeddings into one vector and the item fields' into another, a
             compact variant. (The paper's field-wise pooling sums the several ids *within* one
             field; the processed Ali-CCP has one id per field, so concat already does that.)
-        sparse_grad: sparse embedding gradients (fast with SparseAdam).
+        sparse_grad: sparse embedding gradients (fast with EmbeddingAdam).
 
     forward returns [pCVR, pCTR, pCTCVR]; labels are y[:, 0] = purchase, y[:, 1] = click.
     """
@@ -108,20 +108,29 @@ class ESMM(ClickPurchaseModel):
                               cvr_params=dict(cvr_params or {}), ctr_params=dict(ctr_params or {}),
                               pooling=pooling, sparse_grad=sparse_grad)
         self.pooling = pooling
-        self.user_embedding = EmbeddingLayer(user_features, sparse_grad)
-        self.item_embedding = EmbeddingLayer(item_features, sparse_grad)
+        # one layer for both sides: one lookup per step instead of two (the towers see the
+        # same concatenation either way, only its order differs)
+        self.embedding = EmbeddingLayer(self.features, sparse_grad)
         if pooling == "sum":
-            input_dim = self.user_embedding.pooled_dim() + self.item_embedding.pooled_dim()
+            if len(self.embedding.dims) != 1:
+                raise DataError(f"pooling='sum' needs one embed_dim for all sparse features, "
+                                f"got {self.embedding.dims}.")
+            self.n_user_fields = sum(isinstance(f, SparseFeature) for f in user_features)
+            input_dim = 2 * self.embedding.dims[0] + len(self.embedding.dense_features)
         else:
-            input_dim = self.user_embedding.output_dim + self.item_embedding.output_dim
+            input_dim = self.embedding.output_dim
         self.cvr_tower = tower(input_dim, cvr_params, "cvr_params")
         self.ctr_tower = tower(input_dim, ctr_params, "ctr_params")
 
     def logits(self, x):
         if self.pooling == "sum":
-            h = torch.cat([self.user_embedding.sum_pooled(x), self.item_embedding.sum_pooled(x)], 1)
+            fields = self.embedding.field_embeddings(x)  # user fields first, then item fields
+            parts = [fields[:, :self.n_user_fields].sum(1), fields[:, self.n_user_fields:].sum(1)]
+            if self.embedding.dense_features:
+                parts.append(self.embedding.dense_values(x))
+            h = torch.cat(parts, dim=1)
         else:
-            h = torch.cat([self.user_embedding(x), self.item_embedding(x)], 1)
+            h = self.embedding(x)
         return self.cvr_tower(h).squeeze(1), self.ctr_tower(h).squeeze(1)
 
     def loss(self, x, y):

