@@ -123,7 +123,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="rows per step, over all processes under torchrun")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=1e-5)
-    p.add_argument("--patience", type=int, default=2)
+    p.add_argument("--patience", type=int, default=3)
     p.add_argument("--embed-dim", type=int, default=None, help="default 16 (ESMM), 4 (MMoE)")
     p.add_argument("--seed", type=int, default=2022)
     p.add_argument("--save", default=None, help="folder for model.pth (best) and resume.pth")

@@ -159,6 +159,10 @@ class BatchLoader:
         """This process's rows: (first, count); without sharding, all of them."""
         if self.shuffle:
             return 0, self.num_rows // self.world_size
+        return self.contiguous_block()
+
+    def contiguous_block(self) -> tuple[int, int]:
+        """Process r's r-th contiguous block of rows: (first, count)."""
         per_rank = -(-self.num_rows // self.world_size)
         first = min(self.rank * per_rank, self.num_rows)
         return first, min(per_rank, self.num_rows - first)
@@ -171,23 +175,35 @@ class BatchLoader:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[Batch]:
-        first, rows = self._block()
-        order = None
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(self.num_rows, generator=generator)
-            order = order[self.rank::self.world_size][:rows]
-            self.epoch += 1
+        if not self.shuffle:
+            last = None if not self.drop_last else len(self) * self.batch_size
+            yield from self.in_order(self.batch_size, last)
+            return
+        rows = self._block()[1]
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(self.num_rows, generator=generator)
+        order = order[self.rank::self.world_size][:rows]
+        self.epoch += 1
         for start in range(0, len(self) * self.batch_size, self.batch_size):
-            if order is None:
-                stop = first + min(start + self.batch_size, rows)
-                xb = {name: t[first + start:stop] for name, t in self.x.items()}
-                yb = None if self.y is None else self.y[first + start:stop]
-            else:
-                idx = order[start:start + self.batch_size]
-                xb = {name: t.index_select(0, idx) for name, t in self.x.items()}
-                yb = None if self.y is None else self.y.index_select(0, idx)
+            idx = order[start:start + self.batch_size]
+            xb = {name: t.index_select(0, idx) for name, t in self.x.items()}
+            yb = None if self.y is None else self.y.index_select(0, idx)
             yield xb, yb
+
+    def in_order(self, batch_size: int | None = None, rows: int | None = None
+                 ) -> Iterator[Batch]:
+        """This process's block of rows in stored order, never shuffled, as slices (no copy).
+
+        What prediction reads, with batches as large as it likes: a forward pass needs no
+        small batches. `rows` stops early (drop_last).
+        """
+        batch_size = batch_size or self.batch_size
+        first, count = self.contiguous_block()
+        count = count if rows is None else min(rows, count)
+        for start in range(first, first + count, batch_size):
+            stop = min(start + batch_size, first + count)
+            xb = {name: t[start:stop] for name, t in self.x.items()}
+            yield xb, None if self.y is None else self.y[start:stop]
 
     def check_features(self, features: Sequence[Feature]) -> None:
         """Check once that every feature's column exists and holds valid values.

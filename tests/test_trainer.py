@@ -6,6 +6,7 @@ import torch
 
 from rechub_mini import (ESMM, MMOE, CheckpointError, DataError, DataGenerator, DenseFeature,
                          MTLTrainer, SparseFeature, TrainingError, load_model)
+from rechub_mini.data import BatchLoader
 from rechub_mini.optim import EmbeddingAdam
 from rechub_mini.trainer import PROGRESS_ENV, show_progress
 
@@ -126,3 +127,25 @@ def test_training_prints_one_line_per_epoch(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and lines[0].startswith("epoch 1/2  train loss cvr ")
     assert "|  val cvr AUC" in lines[0]
+
+
+def test_predict_follows_stored_row_order_even_for_a_shuffled_loader():
+    x, y = click_data(5000, 3)  # more rows than one predict pass reads (PREDICT_BATCH_ROWS)
+    model = mmoe()
+    shuffled = BatchLoader(x, y, batch_size=300, shuffle=True)
+    in_order = BatchLoader(x, y, batch_size=7000)
+    trainer = MTLTrainer(model, n_epoch=1, verbose=False)
+    p = trainer.predict(model, shuffled)
+    with torch.inference_mode():
+        expected = model(in_order.x).numpy()
+    np.testing.assert_allclose(p, expected, atol=1e-6)
+    assert trainer.evaluate(model, shuffled).as_dict() == trainer.evaluate(model, in_order).as_dict()
+
+
+def test_in_order_batches_cover_every_row_once_per_process():
+    x, y = click_data(1001, 0)
+    loader = BatchLoader(x, y, batch_size=64, shuffle=True)
+    loader.shard(1, 2)  # the second of two processes gets rows 501..1000
+    parts = [yb for _, yb in loader.in_order(200)]
+    assert [len(p) for p in parts] == [200, 200, 100]
+    assert torch.equal(torch.cat(parts), loader.y[501:])

@@ -138,18 +138,18 @@ print(len(train_loader), "training batches of up to 1024 rows")
 ESMM has a CVR tower and a CTR tower on shared embeddings and predicts
 pCTCVR = pCTR × pCVR. It is trained on every impression with two losses, on click and on
 ctcvr; lesson 02 explains why. `MTLTrainer` keeps the epoch with the best validation CVR AUC
-(early stopping after 2 epochs without improvement). The seeds make the run reproducible.
+(early stopping after 3 epochs without improvement). The seeds make the run reproducible.
 """, zh="""
 ## 4. 训练 ESMM
 
-ESMM 在共享的嵌入之上有一个 CVR 塔和一个 CTR 塔，预测 pCTCVR = pCTR × pCVR。它在全部曝光上训练，两个损失分别对应 click 和 ctcvr；为什么这样做，第 02 节会讲清楚。`MTLTrainer` 保留验证集 CVR AUC 最好的那一轮（连续 2 轮没有提升就早停）。固定随机种子，结果可以复现。
+ESMM 在共享的嵌入之上有一个 CVR 塔和一个 CTR 塔，预测 pCTCVR = pCTR × pCVR。它在全部曝光上训练，两个损失分别对应 click 和 ctcvr；为什么这样做，第 02 节会讲清楚。`MTLTrainer` 保留验证集 CVR AUC 最好的那一轮（连续 3 轮没有提升就早停）。固定随机种子，结果可以复现。
 """),
     code("""
 torch.manual_seed(2022)
 esmm = ESMM(user_features, item_features,
             cvr_params={"dims": [16, 8]}, ctr_params={"dims": [16, 8]})
 trainer = MTLTrainer(esmm, optimizer_params={"lr": 3e-3, "weight_decay": 1e-5},
-                     n_epoch=10, earlystop_patience=2, seed=2022)
+                     n_epoch=10, earlystop_patience=3, seed=2022)
 history = trainer.fit(train_loader, val_loader)
 """),
     md(en="""
@@ -207,7 +207,7 @@ mmoe = MMOE(features, ["classification", "classification"], n_expert=8,
             expert_params={"dims": [16]}, tower_params_list=[{"dims": [8]}, {"dims": [8]}],
             task_names=["purchase", "click"])
 trainer = MTLTrainer(mmoe, optimizer_params={"lr": 3e-3, "weight_decay": 1e-5},
-                     n_epoch=10, earlystop_patience=2, seed=2022, verbose=False)
+                     n_epoch=10, earlystop_patience=3, seed=2022, verbose=False)
 history = trainer.fit(train_loader, val_loader)
 mmoe_scores = trainer.evaluate(trainer.model, test_loader)
 print(f"best epoch: {history['best_epoch']}")

@@ -165,15 +165,15 @@ esmm.zero_grad()
 ## Training ESMM
 
 Adam with learning rate 3e-3, at most 10 epochs, and early stopping: training stops when the
-validation CVR AUC (task 0, scored on clicked rows) has not improved for 2 epochs, and the
+validation CVR AUC (task 0, scored on clicked rows) has not improved for 3 epochs, and the
 best epoch's weights are kept. `seed=0` fixes the shuffling, so the run is reproducible.
 """, zh=r"""
 使用 Adam，学习率 3e-3，最多 10 个 epoch，并启用早停：验证集上的 CVR AUC（任务 0，在点击过的行上计算）
-连续 2 个 epoch 没有提升就停止训练，并保留最好那个 epoch 的权重。`seed=0` 固定了打乱顺序，所以结果可以复现。
+连续 3 个 epoch 没有提升就停止训练，并保留最好那个 epoch 的权重。`seed=0` 固定了打乱顺序，所以结果可以复现。
 """),
     code(r"""
 esmm_trainer = MTLTrainer(esmm, optimizer_params={"lr": 3e-3, "weight_decay": 1e-5},
-                          n_epoch=10, earlystop_patience=2, seed=0)
+                          n_epoch=10, earlystop_patience=3, seed=0)
 esmm_history = esmm_trainer.fit(train, val)
 """),
     md(en=r"""
@@ -193,7 +193,7 @@ torch.manual_seed(0)
 base = BaseCVR(user, item, cvr_params={"dims": [16, 8]}, ctr_params={"dims": [16, 8]})
 print("BASE loss parts:", list(base.loss(x, y)[1]))
 base_trainer = MTLTrainer(base, optimizer_params={"lr": 3e-3, "weight_decay": 1e-5},
-                          n_epoch=10, earlystop_patience=2, seed=0, verbose=False)
+                          n_epoch=10, earlystop_patience=3, seed=0, verbose=False)
 base_history = base_trainer.fit(train, val)
 for name, h in {"ESMM": esmm_history, "BASE": base_history}.items():
     best = h["best_epoch"]
@@ -350,7 +350,7 @@ way and compare its test AUCs with the concatenating ESMM above.
 torch.manual_seed(0)
 esmm_sum = ESMM(user, item, cvr_params={"dims": [16, 8]}, ctr_params={"dims": [16, 8]},
                 pooling="sum")
-sum_trainer = fit_model(esmm_sum, (train, val, test), lr=3e-3, n_epoch=10, patience=2,
+sum_trainer = fit_model(esmm_sum, (train, val, test), lr=3e-3, n_epoch=10, patience=3,
                         seed=0)
 print("ESMM, sum pooling:", sum_trainer.evaluate(sum_trainer.model, test))
 print("ESMM, concat:     ", esmm_trainer.evaluate(esmm_trainer.model, test))
@@ -384,7 +384,7 @@ keep their sign?
 for cls in (ESMM, BaseCVR):
     torch.manual_seed(1)
     model = cls(user, item, cvr_params={"dims": [16, 8]}, ctr_params={"dims": [16, 8]})
-    trainer = fit_model(model, (train, val, test), seed=1)
+    trainer = fit_model(model, (train, val, test), patience=3, seed=1)
     print(f"{cls.__name__:<7} seed 1:", trainer.evaluate(trainer.model, test))
 """, tags=["solution"]),
 ]
