@@ -31,15 +31,18 @@ def merge_repeated_rows(indices: torch.Tensor, values: torch.Tensor, slots: torc
     their slot are the first occurrences, and every occurrence finds its unique row through
     its slot. Deterministic: ties are broken by position, and the sums run in batch order.
     """
+    if len(indices) == 0:
+        return indices, values
     positions = torch.arange(len(indices), dtype=torch.int32, device=indices.device)
     slots.scatter_reduce_(0, indices, positions, reduce="amin")
-    owner = slots.index_select(0, indices)
+    owner = slots.index_select(0, indices)  # first position of each entry's id
     first = owner == positions
-    unique = indices[first]
+    row_of_first = torch.cumsum(first, 0) - 1  # first occurrences numbered 0, 1, 2, ...
+    row = row_of_first.index_select(0, owner)  # each entry's row in the result
+    unique = indices.new_empty(int(row_of_first[-1]) + 1).scatter_(0, row, indices)
     slots.index_fill_(0, unique, NO_OWNER)  # leave the scratch clean for the next call
-    unique_row_of = torch.cumsum(first, 0) - 1  # position of a first occurrence -> its row
     rows = values.new_zeros(len(unique), values.shape[1])
-    rows.index_add_(0, unique_row_of.index_select(0, owner.long()), values)
+    rows.index_add_(0, row, values)
     return unique, rows
 
 
