@@ -130,10 +130,10 @@ def test_training_prints_one_line_per_epoch(capsys):
 
 
 def test_predict_follows_stored_row_order_even_for_a_shuffled_loader():
-    x, y = click_data(5000, 3)  # more rows than one predict pass reads (PREDICT_BATCH_ROWS)
+    x, y = click_data(9000, 3)  # more rows than one predict pass reads (PREDICT_BATCH_ROWS)
     model = mmoe()
     shuffled = BatchLoader(x, y, batch_size=300, shuffle=True)
-    in_order = BatchLoader(x, y, batch_size=7000)
+    in_order = BatchLoader(x, y, batch_size=10000)
     trainer = MTLTrainer(model, n_epoch=1, verbose=False)
     p = trainer.predict(model, shuffled)
     with torch.inference_mode():
