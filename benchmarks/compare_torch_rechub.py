@@ -363,7 +363,7 @@ def print_ratios(summary: dict) -> None:
 
 
 def print_projection(summary: dict) -> None:
-    """Hours for one epoch over the full Ali-CCP training file, from the longest runs."""
+    """Minutes for one epoch over the full Ali-CCP training file, from the longest runs."""
     print(f"\nprojected time of one full Ali-CCP training epoch ({FULL_EPOCH_ROWS:,} rows), "
           f"from the train samples/s of the longest run")
     longest = {}
@@ -373,8 +373,8 @@ def print_projection(summary: dict) -> None:
     for (model, implementation), (_, r) in sorted(longest.items()):
         median = FULL_EPOCH_ROWS / r["train_samples_per_s"] / 60
         best = FULL_EPOCH_ROWS / r["best_epoch_samples_per_s"] / 60
-        print(f"{model:<5} {implementation:<13} {median:>6,.0f} min (median)   "
-              f"{best:>6,.0f} min (best epoch)")
+        print(f"{model:<5} {implementation:<13} {median:>6,.1f} min (median)   "
+              f"{best:>6,.1f} min (best epoch)")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

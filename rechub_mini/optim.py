@@ -9,7 +9,7 @@ rows need work: this is the "lazy" Adam of torch.optim.SparseAdam, with the same
 What differs from SparseAdam is how repeated ids in a batch are merged. SparseAdam sorts them
 (`coalesce`), which costs more than the whole update. Here a scratch array with one slot per
 table row finds the first occurrence of each id in two passes over the batch, without a sort.
-Taught in tutorials/*/02_esmm.ipynb.
+Taught in tutorials/*/04_full_dataset.ipynb.
 """
 from __future__ import annotations
 
