@@ -75,10 +75,8 @@ class EmbeddingAdam(torch.optim.Optimizer):
                     raise RuntimeError("EmbeddingAdam needs sparse gradients: build the "
                                        "embedding with sparse=True, or use torch.optim.Adam.")
                 state = self.state[param]
-                if not state:
-                    state["step"] = torch.tensor(0.0)
-                    # both moments of a row side by side: one memory access per row, not two
-                    state["moments"] = param.new_zeros(len(param), 2, *param.shape[1:])
+                if "moments" not in state:
+                    self._init_state(param, state)
                 state["step"] += 1
                 rows, values = self._merged(param, grad)
                 if len(rows) == 0:
@@ -94,6 +92,17 @@ class EmbeddingAdam(torch.optim.Optimizer):
                 param.index_copy_(0, rows, weights)
                 state["moments"].index_copy_(0, rows, moments)
         return loss
+
+    @staticmethod
+    def _init_state(param: torch.Tensor, state: dict) -> None:
+        """Fresh state, or the state torch.optim.SparseAdam saved (to continue its runs)."""
+        if "exp_avg" in state and "exp_avg_sq" in state:
+            state["moments"] = torch.stack([state.pop("exp_avg"), state.pop("exp_avg_sq")], 1)
+            state["step"] = torch.as_tensor(state.get("step", 0), dtype=torch.float32)
+            return
+        state["step"] = torch.tensor(0.0)
+        # both moments of a row side by side: one memory access per row, not two
+        state["moments"] = param.new_zeros(len(param), 2, *param.shape[1:])
 
     def _merged(self, param: torch.Tensor, grad: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:

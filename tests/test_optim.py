@@ -1,4 +1,6 @@
 """EmbeddingAdam: the SparseAdam update, with repeated ids merged without a sort."""
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -74,3 +76,27 @@ def test_dense_gradients_and_bad_settings_are_refused():
         optimizer.step()
     with pytest.raises(ValueError, match="betas"):
         EmbeddingAdam(table.parameters(), betas=(0.9, 1.0))
+
+
+def test_continues_from_a_state_saved_by_sparse_adam():
+    torch.manual_seed(1)
+    table = nn.Embedding(300, 4, sparse=True)
+    sparse_adam = torch.optim.SparseAdam(table.parameters(), lr=0.01)
+    steps = [(torch.randint(0, 40, (32, 3)), torch.randn(32, 3, 4)) for _ in range(10)]
+
+    def train(optimizer, part):
+        for ids, target in part:
+            optimizer.zero_grad()
+            ((table(ids) - target) ** 2).sum().backward()
+            optimizer.step()
+
+    train(sparse_adam, steps[:5])
+    saved_weights = copy.deepcopy(table.state_dict())
+    saved_state = copy.deepcopy(sparse_adam.state_dict())
+    train(sparse_adam, steps[5:])
+    reference = table.weight.detach().clone()
+    table.load_state_dict(saved_weights)  # the same run again, switching to EmbeddingAdam
+    ours = EmbeddingAdam(table.parameters(), lr=0.01)
+    ours.load_state_dict(saved_state)
+    train(ours, steps[5:])
+    assert torch.allclose(table.weight, reference, atol=1e-5)
