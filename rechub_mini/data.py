@@ -111,6 +111,28 @@ def labels_to_tensor(y) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32).copy())
 
 
+def pack_columns(columns: Mapping[str, torch.Tensor]
+                 ) -> tuple[dict[str, torch.Tensor], list[tuple[torch.Tensor, list[str | None]]]]:
+    """Store the columns of each dtype side by side in one [rows, n] matrix.
+
+    Returns views of the matrices under the column names, and the (matrix, names) blocks.
+    A shuffled batch then reads each row's values from one place with one gather per dtype
+    instead of one per column: 4x faster for Ali-CCP's 31 columns. `columns` is emptied as
+    its columns are copied, so memory grows by about one column, not by a copy of the data.
+    """
+    order = list(columns)
+    views: dict[str, torch.Tensor] = {}
+    blocks: list[tuple[torch.Tensor, list[str | None]]] = []
+    for dtype in dict.fromkeys(t.dtype for t in columns.values()):
+        names = [name for name, t in columns.items() if t.dtype == dtype]
+        matrix = columns[names[0]].new_empty(len(columns[names[0]]), len(names))
+        for j, name in enumerate(names):
+            matrix[:, j] = columns.pop(name)
+            views[name] = matrix[:, j]
+        blocks.append((matrix, list(names)))
+    return {name: views[name] for name in order}, blocks
+
+
 class BatchLoader:
     """Yields `(x_dict, y)` batches from tensors held in memory; no per-sample Python.
 
@@ -129,7 +151,12 @@ class BatchLoader:
             raise DataError("x must be a non-empty dict {feature name: column values}.")
         if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
             raise DataError(f"batch_size must be a positive integer, got {batch_size!r}.")
-        self.x = {str(name): column_to_tensor(str(name), v) for name, v in x.items()}
+        self.x, mapped = {}, set()
+        for name, values in x.items():
+            array = column_to_numpy(str(name), values)
+            self.x[str(name)] = column_to_tensor(str(name), array)
+            if _is_memory_mapped(array):
+                mapped.add(str(name))
         self.y = None if y is None else labels_to_tensor(y)
         lengths = {name: len(t) for name, t in self.x.items()}
         if self.y is not None:
@@ -141,6 +168,11 @@ class BatchLoader:
         self.num_rows = next(iter(lengths.values()))
         if self.num_rows == 0:
             raise DataError("The data has 0 rows; check the split or the file you loaded.")
+        # columns held in memory are packed by dtype (see pack_columns); memory-mapped ones
+        # (the .npy cache of a large CSV) stay in their files and are gathered one by one
+        names = list(self.x)
+        packed, self._blocks = pack_columns({n: self.x.pop(n) for n in names if n not in mapped})
+        self.x = {n: packed[n] if n in packed else self.x[n] for n in names}
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.seed = seed
@@ -186,9 +218,17 @@ class BatchLoader:
         self.epoch += 1
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             idx = order[start:start + self.batch_size]
-            xb = {name: t.index_select(0, idx) for name, t in self.x.items()}
-            yb = None if self.y is None else self.y.index_select(0, idx)
-            yield xb, yb
+            yield self._gather(idx), None if self.y is None else self.y.index_select(0, idx)
+
+    def _gather(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The rows `idx` of every column: one gather per packed block, one per other column."""
+        rows: dict[str, torch.Tensor] = {}
+        for matrix, names in self._blocks:
+            for name, column in zip(names, matrix.index_select(0, idx).unbind(1)):
+                if name is not None:
+                    rows[name] = column
+        return {name: rows[name] if name in rows else t.index_select(0, idx)
+                for name, t in self.x.items()}
 
     def in_order(self, batch_size: int | None = None, rows: int | None = None
                  ) -> Iterator[Batch]:
@@ -227,7 +267,11 @@ class BatchLoader:
         for f in features:
             column = self.x[f.name]
             if isinstance(f, SparseFeature):
-                self.x[f.name] = _checked_ids(f, column)
+                checked = _checked_ids(f, column)
+                if checked is not column:  # converted: batches read the new column instead
+                    self.x[f.name] = checked
+                    for _, block_names in self._blocks:
+                        block_names[:] = [n if n != f.name else None for n in block_names]
             elif isinstance(f, DenseFeature):
                 _check_finite(f.name, column)
         self._checked.add(key)

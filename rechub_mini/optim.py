@@ -19,6 +19,7 @@ from collections.abc import Iterable
 import torch
 
 NO_OWNER = torch.iinfo(torch.int32).max  # value of a scratch slot that no id has claimed
+NARROW_ROWS = 8  # sum_rows scatters rows up to this width column by column (measured faster)
 
 
 def merge_repeated_rows(indices: torch.Tensor, values: torch.Tensor, slots: torch.Tensor
@@ -41,9 +42,22 @@ def merge_repeated_rows(indices: torch.Tensor, values: torch.Tensor, slots: torc
     row = row_of_first.index_select(0, owner)  # each entry's row in the result
     unique = indices.new_empty(int(row_of_first[-1]) + 1).scatter_(0, row, indices)
     slots.index_fill_(0, unique, NO_OWNER)  # leave the scratch clean for the next call
-    rows = values.new_zeros(len(unique), values.shape[1])
-    rows.index_add_(0, row, values)
-    return unique, rows
+    return unique, sum_rows(row, values, len(unique))
+
+
+def sum_rows(index: torch.Tensor, values: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """[n_rows, width] with row i = the sum of the rows values[j] whose index[j] == i.
+
+    This is `zeros(n_rows, width).index_add_(0, index, values)`. For narrow rows (MMoE's
+    4-number embeddings) index_add_ is slow on CPU (2-3x), because it loops over the columns;
+    scattering the transposed values adds each column in one pass, in the same order.
+    """
+    width = values.shape[1]
+    if width > NARROW_ROWS:
+        return values.new_zeros(n_rows, width).index_add_(0, index, values)
+    columns = values.new_zeros(width, n_rows)
+    columns.scatter_add_(1, index.expand(width, -1), values.t())
+    return columns.t()
 
 
 class EmbeddingAdam(torch.optim.Optimizer):
@@ -81,16 +95,18 @@ class EmbeddingAdam(torch.optim.Optimizer):
                 rows, values = self._merged(param, grad)
                 if len(rows) == 0:
                     continue
-                moments = state["moments"].index_select(0, rows)
-                exp_avg, exp_avg_sq = moments[:, 0], moments[:, 1]
+                # the rows' moments, read in one pass, as [2, rows, ...]: the arithmetic below
+                # runs 2-3x faster on two contiguous blocks than on interleaved short rows
+                moments = state["moments"].index_select(0, rows).transpose(0, 1).contiguous()
+                exp_avg, exp_avg_sq = moments[0], moments[1]
                 exp_avg.lerp_(values, 1 - beta1)
                 exp_avg_sq.mul_(beta2).addcmul_(values, values, value=1 - beta2)
                 step = float(state["step"])
                 step_size = group["lr"] * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
-                update = exp_avg / exp_avg_sq.sqrt().add_(group["eps"])
-                weights = param.index_select(0, rows).add_(update, alpha=-step_size)
+                weights = param.index_select(0, rows).addcdiv_(
+                    exp_avg, exp_avg_sq.sqrt().add_(group["eps"]), value=-step_size)
                 param.index_copy_(0, rows, weights)
-                state["moments"].index_copy_(0, rows, moments)
+                state["moments"].index_copy_(0, rows, moments.transpose(0, 1))
         return loss
 
     @staticmethod

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from rechub_mini.optim import NO_OWNER, EmbeddingAdam, merge_repeated_rows
+from rechub_mini.optim import NARROW_ROWS, NO_OWNER, EmbeddingAdam, merge_repeated_rows, sum_rows
 
 
 def test_merge_sums_repeated_ids_and_leaves_the_scratch_clean():
@@ -19,6 +19,18 @@ def test_merge_sums_repeated_ids_and_leaves_the_scratch_clean():
     assert (slots == NO_OWNER).all()
     empty_ids, empty_rows = merge_repeated_rows(indices[:0], values[:0], slots)
     assert len(empty_ids) == 0 and len(empty_rows) == 0
+
+
+@pytest.mark.parametrize("width", [1, 4, NARROW_ROWS, NARROW_ROWS + 1, 16])
+def test_sum_rows_equals_index_add_for_narrow_and_wide_rows(width):
+    generator = torch.Generator().manual_seed(width)
+    index = torch.randint(0, 50, (3000,), generator=generator)
+    values = torch.randn(3000, width, generator=generator)
+    expected = torch.zeros(60, width).index_add_(0, index, values)
+    got = sum_rows(index, values, 60)
+    assert got.shape == (60, width)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    assert (got[50:] == 0).all()
 
 
 def test_matches_torch_sparse_adam_over_many_steps():

@@ -16,6 +16,7 @@ from torch import nn
 from ..data import check_id_range
 from ..errors import DataError
 from ..features import DenseFeature, Feature, SparseFeature, check_unique_names
+from ..optim import sum_rows
 
 ACTIVATIONS = {"relu": nn.ReLU, "prelu": nn.PReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
                "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU}
@@ -85,16 +86,14 @@ class EmbeddingLayer(nn.Module):
             raise DataError(f"Sparse features {[f.name for f in group]} must hold integer ids, "
                             f"got {ids.dtype}. Convert the columns to int.")
         sizes = getattr(self, f"vocab_sizes_{i}")
-        if bool(((ids < 0) | (ids >= sizes)).any()):
+        if len(ids) and (bool(ids.amin() < 0) or bool((ids.amax(0) >= sizes).any())):
             for j, f in enumerate(group):
                 check_id_range(f, ids[:, j])
         ids = ids + getattr(self, f"offsets_{i}")
         table = self.tables[i]
         if table.sparse:
             return table(ids)
-        # small dense-gradient tables: index_select's backward (one index_add) is 2-4x faster
-        # here than nn.Embedding's, which sorts the ids to sum their gradients
-        return table.weight.index_select(0, ids.flatten()).view(*ids.shape, -1)
+        return SmallTableLookup.apply(table.weight, ids.flatten()).view(*ids.shape, -1)
 
     def dense_values(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The dense features as [batch, n_dense]."""
@@ -113,6 +112,25 @@ class EmbeddingLayer(nn.Module):
                             f"features, got {self.dims}.")
         grouped = torch.cat([self._lookup(x, i) for i in range(len(self.tables))], dim=1)
         return grouped.index_select(1, self.field_order)
+
+class SmallTableLookup(torch.autograd.Function):
+    """`weight[ids]` for a small table with a dense gradient (gender, age, position...).
+
+    Its backward sums the gradient rows of repeated ids with `sum_rows`: 2-4x faster here than
+    nn.Embedding's backward (which sorts the ids) and, for narrow rows, than index_select's.
+    """
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(ids)
+        ctx.n_rows = len(weight)
+        return weight.index_select(0, ids)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (ids,) = ctx.saved_tensors
+        return sum_rows(ids, grad, ctx.n_rows), None
+
 
 class MLP(nn.Module):
     """Linear layers with activation (and optional batch norm and dropout) between them.

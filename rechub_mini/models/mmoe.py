@@ -75,8 +75,10 @@ class MMOE(TaskHeadsModel):
 
     def raw_outputs(self, x):
         gates, experts = self._gates_and_experts(x)
-        mixed = torch.bmm(gates, experts)  # [batch, tasks, hidden]
-        return torch.cat([t(mixed[:, i]) for i, t in enumerate(self.towers)], dim=1)
+        # task i's tower reads its gate's weighted sum of the experts' outputs, [batch, hidden]
+        # (written out: torch.bmm over a thousand 2x8 by 8x16 products is 2x slower on CPU)
+        return torch.cat([tower((gates[:, i, :, None] * experts).sum(1))
+                          for i, tower in enumerate(self.towers)], dim=1)
 
     @torch.no_grad()
     def gate_weights(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
