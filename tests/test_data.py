@@ -91,6 +91,27 @@ def test_check_features_converts_whole_floats_and_rejects_nan_dense():
         BatchLoader({"101": [1.5]}, [0]).check_features([SparseFeature("101", 5)])
 
 
+def test_columns_are_packed_by_dtype_and_batches_match_the_columns():
+    generator = np.random.default_rng(0)
+    x = {"a": generator.integers(0, 50, 300), "D1": generator.random(300),
+         "b": generator.integers(0, 9, 300).astype(np.int16), "D2": generator.random(300)}
+    loader = BatchLoader(x, np.zeros(300), batch_size=64, shuffle=True, seed=3)
+    assert [len(names) for _, names in loader._blocks] == [2, 2]  # int32 ids, float32 values
+    assert list(loader.x) == ["a", "D1", "b", "D2"]
+    for name, values in x.items():
+        assert np.allclose(loader.x[name].numpy(), values)
+    order = torch.randperm(300, generator=torch.Generator().manual_seed(3))
+    first, _ = next(iter(loader))
+    for name, values in x.items():
+        assert np.allclose(first[name].numpy(), values[order[:64].numpy()])
+    # a float id column converted by check_features: batches serve the converted column
+    floats = BatchLoader({"101": [1.0, 2.0, 3.0], "D1": [0.5, 0.25, 0.0]}, [0, 1, 0])
+    floats.check_features([SparseFeature("101", 5), DenseFeature("D1")])
+    batch = floats._gather(torch.tensor([2, 0]))
+    assert batch["101"].dtype == torch.int32 and batch["101"].tolist() == [3, 1]
+    assert batch["D1"].tolist() == [0.0, 0.5]
+
+
 def test_data_generator_with_given_splits_and_with_split_ratio():
     x = {"a": np.arange(100)}
     y = np.zeros(100)

@@ -119,6 +119,31 @@ def test_mmoe_experts_match_separate_mlps():
         assert torch.allclose(out[:, e], expected, atol=1e-6)
 
 
+def test_mmoe_mixes_experts_with_each_tasks_gate():
+    torch.manual_seed(0)
+    model = MMOE(MIXED, ["classification"] * 2, 3, {"dims": [5]}, [{"dims": [2]}, {"dims": [3]}])
+    x, _ = batch()
+    gates = model.gate_weights(x)
+    experts = model.experts(model.embedding(x))
+    mixed = torch.bmm(gates, experts)  # [batch, tasks, hidden], the textbook formula
+    expected = torch.cat([tower(mixed[:, i]) for i, tower in enumerate(model.towers)], dim=1)
+    assert torch.allclose(model.raw_outputs(x), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("dim", [4, 16])
+def test_small_table_lookup_gradient_sums_repeated_ids(dim):
+    from rechub_mini.models.layers import SmallTableLookup
+    weight = torch.randn(30, dim, requires_grad=True)
+    ids = torch.randint(0, 30, (500,), generator=torch.Generator().manual_seed(dim))
+    upstream = torch.randn(500, dim)
+    SmallTableLookup.apply(weight, ids).backward(upstream)
+    ours = weight.grad.clone()
+    weight.grad = None
+    weight.index_select(0, ids).backward(upstream)
+    assert torch.allclose(ours, weight.grad, atol=1e-5)
+    assert torch.equal(SmallTableLookup.apply(weight, ids), weight[ids])
+
+
 def test_shared_bottom_predicts_each_task():
     model = SharedBottom(MIXED, ["classification", "classification"], {"dims": [16]},
                          [{"dims": [8]}, {"dims": [8]}])
