@@ -1,10 +1,10 @@
-"""Fast batching: columns become contiguous tensors once, batches are slices of them.
+"""Fast batching: the columns become tensors once, batches are slices or gathers of them.
 
 torch-rechub builds a per-sample `Dataset` of Python dicts and lets `DataLoader` collate them
 back into tensors, which costs 14-46% of its training time. Here the whole input is converted
-once (any numpy/pandas layout: negative strides, pandas extension dtypes, int/float mixes), and
-each batch is a slice, or one vectorised gather when shuffling. Taught in
-tutorials/*/00_quickstart.ipynb.
+once (any numpy/pandas layout: negative strides, pandas extension dtypes, int/float mixes) into
+one matrix per dtype with the columns side by side, and each batch is a slice, or, when
+shuffling, one vectorised gather per matrix. Taught in tutorials/*/00_quickstart.ipynb.
 """
 from __future__ import annotations
 

@@ -136,6 +136,8 @@ class MTLTrainer:
                                             **adam)]
         if sparse:
             self.optimizers.append(EmbeddingAdam(sparse, **adam))
+        self.trained_parameters = [p for opt in self.optimizers for group in opt.param_groups
+                                   for p in group["params"]]
         self.loss_module: nn.Module = LossModule(self.model)
         if self.world_size > 1:
             ids = [self.device.index or 0] if self.device.type == "cuda" else None
@@ -179,8 +181,10 @@ class MTLTrainer:
                     f"{steps + 1}. Lower the learning rate (now "
                     f"{self.optimizers[0].param_groups[0]['lr']}); the last saved checkpoint "
                     f"is unchanged.")
-            for opt in self.optimizers:
-                opt.zero_grad(set_to_none=True)
+            # what opt.zero_grad(set_to_none=True) does, without its profiling hooks, which
+            # cost 50-150 us per step here (5% of an MMoE step)
+            for param in self.trained_parameters:
+                param.grad = None
             total.backward()
             for opt in self.optimizers:
                 opt.step()

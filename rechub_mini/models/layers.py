@@ -113,6 +113,7 @@ class EmbeddingLayer(nn.Module):
         grouped = torch.cat([self._lookup(x, i) for i in range(len(self.tables))], dim=1)
         return grouped.index_select(1, self.field_order)
 
+
 class SmallTableLookup(torch.autograd.Function):
     """`weight[ids]` for a small table with a dense gradient (gender, age, position...).
 
