@@ -2,10 +2,10 @@
 
 Embedding tables get sparse gradients and EmbeddingAdam (rechub_mini.optim), which updates only
 the rows in the batch; dense layers use Adam. `weight_decay` applies to the dense layers only:
-EmbeddingAdam has none, so
-embedding rows that a batch does not touch are left alone (Adam with weight decay over dense
-embedding gradients shrinks every row, every step). The model owns its loss, so ESMM is trained
-the same way whatever `task_types` says. Taught in tutorials/*/00_quickstart.ipynb.
+EmbeddingAdam has none, so embedding rows that a batch does not touch are left alone (Adam with
+weight decay over dense embedding gradients shrinks every row, every step). The model owns its
+loss, so ESMM is trained the same way whatever `task_types` says. Taught in
+tutorials/*/00_quickstart.ipynb.
 """
 from __future__ import annotations
 
