@@ -1,4 +1,5 @@
 """EmbeddingAdam: Adam for embedding tables that updates only the rows a batch used.
+DenseAdam: torch's fused Adam for the other layers, with less Python around it.
 
 An Ali-CCP embedding table has millions of rows, a batch touches a few thousand. Dense Adam
 rewrites every row (and its two moment vectors) each step, which is most of the training time
@@ -8,7 +9,11 @@ rows need work: this is the "lazy" Adam of torch.optim.SparseAdam, with the same
 
 What differs from SparseAdam is how repeated ids in a batch are merged. SparseAdam sorts them
 (`coalesce`), which costs more than the whole update. Here a scratch array with one slot per
-table row finds the first occurrence of each id in two passes over the batch, without a sort.
+table row picks one entry per id in two passes over the batch, without a sort.
+
+DenseAdam is `torch.optim.Adam(fused=True)`: one kernel updates every dense parameter. torch's
+step spends three times as long as that kernel sorting the tensors by device and type and
+checking each parameter's state; DenseAdam calls the same kernel directly once the state exists.
 Taught in tutorials/*/04_full_dataset.ipynb.
 """
 from __future__ import annotations
@@ -18,7 +23,6 @@ from collections.abc import Iterable
 
 import torch
 
-NO_OWNER = torch.iinfo(torch.int32).max  # value of a scratch slot that no id has claimed
 NARROW_ROWS = 8  # sum_rows scatters rows up to this width column by column (measured faster)
 
 
@@ -26,22 +30,23 @@ def merge_repeated_rows(indices: torch.Tensor, values: torch.Tensor, slots: torc
                         ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum the gradient rows of repeated ids: returns (unique ids, summed rows).
 
-    `slots` is scratch memory with one int32 entry per table row, all NO_OWNER between calls
-    (int32 rather than int64: the random accesses to it are 3x faster on a 1.5M-row table).
-    Each id claims its slot with its smallest position in the batch; the positions that won
-    their slot are the first occurrences, and every occurrence finds its unique row through
-    its slot. Deterministic: ties are broken by position, and the sums run in batch order.
+    `slots` is scratch memory with one int32 entry per table row (int32 rather than int64:
+    the random accesses to it are 3x faster on a 1.5M-row table). Every entry of the batch
+    writes its position into its id's slot; one write per id survives, and that entry stands
+    for its id. Every occurrence then finds its id's row in the result through the slot.
+    Only slots of ids in the batch are read, and each was just written, so the scratch never
+    needs cleaning. Which entry stands for an id changes only the order of the unique ids,
+    not the sums: those run in batch order.
     """
     if len(indices) == 0:
         return indices, values
     positions = torch.arange(len(indices), dtype=torch.int32, device=indices.device)
-    slots.scatter_reduce_(0, indices, positions, reduce="amin")
-    owner = slots.index_select(0, indices)  # first position of each entry's id
-    first = owner == positions
-    row_of_first = torch.cumsum(first, 0) - 1  # first occurrences numbered 0, 1, 2, ...
-    row = row_of_first.index_select(0, owner)  # each entry's row in the result
-    unique = indices.new_empty(int(row_of_first[-1]) + 1).scatter_(0, row, indices)
-    slots.index_fill_(0, unique, NO_OWNER)  # leave the scratch clean for the next call
+    slots.scatter_(0, indices, positions)
+    owner = slots.index_select(0, indices)  # the position that stands for each entry's id
+    stands = owner == positions
+    numbered = torch.cumsum(stands, 0) - 1  # the standing entries numbered 0, 1, 2, ...
+    row = numbered.index_select(0, owner)  # each entry's row in the result
+    unique = indices.new_empty(int(numbered[-1]) + 1).scatter_(0, row, indices)
     return unique, sum_rows(row, values, len(unique))
 
 
@@ -128,6 +133,53 @@ class EmbeddingAdam(torch.optim.Optimizer):
             return indices, values
         slots = self._slots.get(id(param))
         if slots is None or slots.device != param.device:
-            slots = torch.full((len(param),), NO_OWNER, dtype=torch.int32, device=param.device)
+            slots = torch.zeros(len(param), dtype=torch.int32, device=param.device)
             self._slots[id(param)] = slots
         return merge_repeated_rows(indices, values, slots)
+
+
+class DenseAdam(torch.optim.Adam):
+    """`torch.optim.Adam(fused=True)` with a shorter step for the many small steps of training.
+
+    Once every parameter has its state, a step calls torch's fused Adam kernel with the same
+    arguments torch.optim would give it (about 0.07 instead of 0.2 ms per step for MMoE here).
+    Anything else (the first step, a parameter without a gradient, amsgrad, maximize, a tensor
+    learning rate, parameters on several devices or of several dtypes) takes torch's own step.
+    The results are the same as Adam(fused=True)'s, and so are the saved states.
+    """
+
+    def __init__(self, params: Iterable[torch.nn.Parameter] | Iterable[dict], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         fused=True)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        if closure is not None or getattr(self, "grad_scale", None) is not None \
+                or not all(self._is_plain(group) for group in self.param_groups):
+            return super().step(closure)
+        for group in self.param_groups:
+            params = group["params"]
+            states = [self.state[p] for p in params]
+            steps = [state["step"] for state in states]
+            torch._foreach_add_(steps, 1)
+            beta1, beta2 = group["betas"]
+            torch._fused_adam_(params, [p.grad for p in params],
+                               [state["exp_avg"] for state in states],
+                               [state["exp_avg_sq"] for state in states], [], steps,
+                               lr=group["lr"], beta1=beta1, beta2=beta2,
+                               weight_decay=group["weight_decay"], eps=group["eps"],
+                               amsgrad=False, maximize=False)
+        return None
+
+    def _is_plain(self, group: dict) -> bool:
+        """Whether the direct kernel call gives exactly torch's update for this group."""
+        if group["amsgrad"] or group["maximize"] or group["capturable"] \
+                or group["differentiable"] or group.get("decoupled_weight_decay") \
+                or isinstance(group["lr"], torch.Tensor) or not group["params"]:
+            return False
+        first = group["params"][0]
+        return all(p.grad is not None and not p.grad.is_sparse and "exp_avg" in self.state[p]
+                   and p.device == first.device and p.dtype == first.dtype
+                   for p in group["params"])

@@ -27,7 +27,8 @@ from .data import BatchLoader
 from .errors import CheckpointError, DataError, TrainingError
 from .metrics import TaskScores, task_scores
 from .models.base import MultiTaskModel, TaskHeadsModel
-from .optim import EmbeddingAdam
+from .models.layers import ids_checked
+from .optim import DenseAdam, EmbeddingAdam
 
 PROGRESS_ENV = "RECHUB_MINI_PROGRESS"
 BEST_FILE = "model.pth"      # the best weights so far: what load_model reads
@@ -130,10 +131,12 @@ class MTLTrainer:
             groups.append({"params": [p for p in tables if all(p is not q for q in sparse)],
                            "weight_decay": 0.0})
         # fused: one kernel over all dense parameters instead of a dozen small ops per tensor
-        # (4x faster per step here on CPU); the same update as the default implementation
-        fused = self.device.type in ("cpu", "cuda")
-        self.optimizers = [torch.optim.Adam([g for g in groups if g["params"]], fused=fused,
-                                            **adam)]
+        # (4x faster per step here on CPU), called directly by DenseAdam
+        dense_groups = [g for g in groups if g["params"]]
+        if self.device.type in ("cpu", "cuda"):
+            self.optimizers = [DenseAdam(dense_groups, **adam)]
+        else:
+            self.optimizers = [torch.optim.Adam(dense_groups, **adam)]
         if sparse:
             self.optimizers.append(EmbeddingAdam(sparse, **adam))
         self.trained_parameters = [p for opt in self.optimizers for group in opt.param_groups
@@ -170,6 +173,17 @@ class MTLTrainer:
     def train_one_epoch(self, loader: BatchLoader, epoch: int) -> dict[str, float]:
         """One pass over `loader`; returns the mean of each loss part."""
         self.model.train()
+        if isinstance(loader, BatchLoader):  # checked once here, not in every batch
+            loader.check_features(self.model.features)
+        with ids_checked(self.model, isinstance(loader, BatchLoader)):
+            sums, steps = self._train_steps(loader, epoch)
+        means = torch.stack([s / max(steps, 1) for s in sums.values()]).float()
+        if self.world_size > 1:  # every process reports the mean over all of them
+            means = distributed.gather_rows(means[None]).mean(0)
+        return {name: float(v) for name, v in zip(sums, means)}
+
+    def _train_steps(self, loader, epoch: int) -> tuple[dict[str, torch.Tensor], int]:
+        """The training steps of one epoch: (sum of each loss part, number of steps)."""
         sums: dict[str, torch.Tensor] = {}
         steps = 0
         for x, y in self._batches(loader, f"train {epoch + 1}"):
@@ -191,10 +205,7 @@ class MTLTrainer:
             for name, value in parts.items():
                 sums[name] = sums.get(name, 0.0) + value.detach()
             steps += 1
-        means = torch.stack([s / max(steps, 1) for s in sums.values()]).float()
-        if self.world_size > 1:  # every process reports the mean over all of them
-            means = distributed.gather_rows(means[None]).mean(0)
-        return {name: float(v) for name, v in zip(sums, means)}
+        return sums, steps
 
     def fit(self, train_dataloader: BatchLoader, val_dataloader: BatchLoader | None = None,
             resume: bool = False) -> dict:
@@ -324,8 +335,9 @@ class MTLTrainer:
             total = -(-data_loader.contiguous_block()[1] // size)
         else:
             batches, total = data_loader, None
-        outputs = [model(self._to_device(x)).float()
-                   for x, _ in self._batches(batches, "predict", total)]
+        with ids_checked(model, isinstance(data_loader, BatchLoader)):
+            outputs = [model(self._to_device(x)).float()
+                       for x, _ in self._batches(batches, "predict", total)]
         n_tasks = len(model.task_names)
         local = torch.cat(outputs) if outputs else torch.zeros(0, n_tasks, device=self.device)
         if getattr(data_loader, "world_size", 1) > 1:  # each process scored one block of rows

@@ -1,24 +1,38 @@
 """EmbeddingAdam: the SparseAdam update, with repeated ids merged without a sort."""
 import copy
+from unittest import mock
 
 import pytest
 import torch
 from torch import nn
 
-from rechub_mini.optim import NARROW_ROWS, NO_OWNER, EmbeddingAdam, merge_repeated_rows, sum_rows
+from rechub_mini.optim import NARROW_ROWS, DenseAdam, EmbeddingAdam, merge_repeated_rows, sum_rows
 
 
-def test_merge_sums_repeated_ids_and_leaves_the_scratch_clean():
+def test_merge_sums_repeated_ids_whatever_the_scratch_holds():
     indices = torch.tensor([7, 3, 7, 0, 3, 7, 9])
     values = torch.arange(14, dtype=torch.float32).view(7, 2)
-    slots = torch.full((10,), NO_OWNER, dtype=torch.int32)
-    unique, rows = merge_repeated_rows(indices, values, slots)
-    assert unique.tolist() == [7, 3, 0, 9]  # in order of first appearance
-    expected = torch.zeros(10, 2).index_add_(0, indices, values)[unique]
-    assert torch.equal(rows, expected)
-    assert (slots == NO_OWNER).all()
+    # leftovers of earlier batches (positions, out-of-range numbers) must not matter
+    for slots in (torch.zeros(10, dtype=torch.int32), torch.tensor([5, 6, 1, 0, 2, 9, 4, 3, 8, 7],
+                                                                   dtype=torch.int32)):
+        unique, rows = merge_repeated_rows(indices, values, slots)
+        assert sorted(unique.tolist()) == [0, 3, 7, 9]
+        expected = torch.zeros(10, 2).index_add_(0, indices, values)[unique]
+        assert torch.equal(rows, expected)
     empty_ids, empty_rows = merge_repeated_rows(indices[:0], values[:0], slots)
     assert len(empty_ids) == 0 and len(empty_rows) == 0
+
+
+def test_merge_of_many_batches_through_one_scratch_array():
+    generator = torch.Generator().manual_seed(0)
+    slots = torch.zeros(1000, dtype=torch.int32)
+    for size in (5000, 20, 3000, 1):
+        indices = torch.randint(0, 1000 if size > 100 else 30, (size,), generator=generator)
+        values = torch.randn(size, 3, generator=generator)
+        unique, rows = merge_repeated_rows(indices, values, slots)
+        assert torch.equal(unique.sort().values, indices.unique())
+        expected = torch.zeros(1000, 3).index_add_(0, indices, values)[unique]
+        torch.testing.assert_close(rows, expected, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("width", [1, 4, NARROW_ROWS, NARROW_ROWS + 1, 16])
@@ -112,3 +126,67 @@ def test_continues_from_a_state_saved_by_sparse_adam():
     ours.load_state_dict(saved_state)
     train(ours, steps[5:])
     assert torch.allclose(table.weight, reference, atol=1e-5)
+
+
+def _dense_model(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 1))
+
+
+def test_dense_adam_matches_torch_fused_adam_and_skips_torch_step():
+    ours, theirs = _dense_model(0), _dense_model(0)
+
+    def groups(model):  # two groups, as the trainer makes: with and without weight decay
+        return [{"params": list(model[0].parameters()), "weight_decay": 0.01},
+                {"params": list(model[2].parameters()), "weight_decay": 0.0}]
+
+    optimizers = [DenseAdam(groups(ours), lr=0.01, betas=(0.8, 0.99)),
+                  torch.optim.Adam(groups(theirs), lr=0.01, betas=(0.8, 0.99), fused=True)]
+    generator = torch.Generator().manual_seed(1)
+    torch_steps = []
+    original_step = torch.optim.Adam.step
+
+    def counting_step(self, *args, **kwargs):
+        torch_steps.append(type(self).__name__)
+        return original_step(self, *args, **kwargs)
+
+    with mock.patch.object(torch.optim.Adam, "step", counting_step):
+        for step in range(30):
+            x, y = torch.randn(16, 6, generator=generator), torch.randn(16, 1, generator=generator)
+            for model, optimizer in zip((ours, theirs), optimizers):
+                optimizer.zero_grad()
+                ((model(x) - y) ** 2).mean().backward()
+                if step == 10:  # a step where one layer got no gradient: torch's own step
+                    model[2].bias.grad = None
+                optimizer.step()
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        assert torch.equal(a, b)
+    assert not torch.equal(ours[0].weight, _dense_model(0)[0].weight)  # it did train
+    # DenseAdam used torch's step only for the first step and the step with a missing gradient
+    assert torch_steps.count("DenseAdam") == 2 and torch_steps.count("Adam") == 30
+    assert optimizers[0].state_dict()["state"].keys() == optimizers[1].state_dict()["state"].keys()
+
+
+def test_dense_adam_continues_from_a_torch_adam_state():
+    model = _dense_model(2)
+    generator = torch.Generator().manual_seed(3)
+    batches = [(torch.randn(8, 6, generator=generator), torch.randn(8, 1, generator=generator))
+               for _ in range(8)]
+
+    def train(optimizer, part):
+        for x, y in part:
+            optimizer.zero_grad()
+            ((model(x) - y) ** 2).mean().backward()
+            optimizer.step()
+
+    adam = torch.optim.Adam(model.parameters(), lr=0.05, fused=True)
+    train(adam, batches[:4])
+    saved_weights, saved_state = copy.deepcopy(model.state_dict()), copy.deepcopy(adam.state_dict())
+    train(adam, batches[4:])
+    reference = [p.detach().clone() for p in model.parameters()]
+    model.load_state_dict(saved_weights)
+    ours = DenseAdam(model.parameters(), lr=0.05)
+    ours.load_state_dict(saved_state)
+    train(ours, batches[4:])
+    for p, expected in zip(model.parameters(), reference):
+        assert torch.equal(p, expected)
