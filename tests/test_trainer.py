@@ -1,4 +1,5 @@
 import os
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -149,3 +150,34 @@ def test_in_order_batches_cover_every_row_once_per_process():
     parts = [yb for _, yb in loader.in_order(200)]
     assert [len(p) for p in parts] == [200, 200, 100]
     assert torch.equal(torch.cat(parts), loader.y[501:])
+
+
+def test_loaders_are_checked_once_and_batches_then_skip_the_id_check():
+    x, y = click_data(600, 0)
+    x["i"][450] = 40  # one past the table of "i"
+    bad = BatchLoader(x, y, batch_size=128)
+    trainer = MTLTrainer(mmoe(), n_epoch=1, progress=False, verbose=False)
+    # the loader's check catches it before any batch: a DataError naming feature and row
+    with pytest.raises(DataError, match=r"'i' has id 40 \(first too large at row 450\)"):
+        trainer.train_one_epoch(bad, 0)
+    with pytest.raises(DataError, match=r"'i' has id 40"):
+        trainer.predict(trainer.model, bad)
+    embedding = trainer.model.embedding
+    assert embedding.check_ids  # restored after the failed runs
+    good, _, _ = loaders(n=600, batch_size=128)
+    seen = []
+    forward = type(embedding).forward
+
+    def spy(layer, batch):
+        seen.append(layer.check_ids)
+        return forward(layer, batch)
+
+    with mock.patch.object(type(embedding), "forward", spy):
+        trainer.train_one_epoch(good, 0)
+        trainer.predict(trainer.model, good)
+    assert seen and not any(seen)  # every batch of a checked loader skipped the check
+    assert embedding.check_ids
+    x["i"][450] = 5
+    x["i"][3] = -1
+    with pytest.raises(DataError, match=r"'i' has a negative id -1 \(first at row 3\)"):
+        trainer.model({k: torch.as_tensor(v) for k, v in x.items()})
