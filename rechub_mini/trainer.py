@@ -173,9 +173,10 @@ class MTLTrainer:
     def train_one_epoch(self, loader: BatchLoader, epoch: int) -> dict[str, float]:
         """One pass over `loader`; returns the mean of each loss part."""
         self.model.train()
-        if isinstance(loader, BatchLoader):  # checked once here, not in every batch
+        checked = isinstance(loader, BatchLoader)
+        if checked:  # its ids are checked once here (or were by fit), not in every batch
             loader.check_features(self.model.features)
-        with ids_checked(self.model, isinstance(loader, BatchLoader)):
+        with ids_checked(self.model, checked):
             sums, steps = self._train_steps(loader, epoch)
         means = torch.stack([s / max(steps, 1) for s in sums.values()]).float()
         if self.world_size > 1:  # every process reports the mean over all of them
