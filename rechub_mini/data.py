@@ -144,7 +144,7 @@ def pack_columns(columns: Mapping[str, np.ndarray]
             writable[:, j] = columns[name]
             views[name] = matrix[:, j]
         blocks.append((matrix, list(names)))
-    return {name: views[name] for name in columns}, blocks
+    return views, blocks
 
 
 class BatchLoader:
