@@ -59,3 +59,23 @@ def test_tiny_run_prints_rows_for_both_implementations_and_models():
     assert "projected time of one full Ali-CCP training epoch" in result.stdout
     if HAS_TORCH_RECHUB:
         assert "ratios rechub_mini / torch-rechub" in result.stdout
+
+
+def test_embedding_optimizers_prints_every_variant_and_epoch():
+    script = SCRIPT.parent / "embedding_optimizers.py"
+    result = subprocess.run([sys.executable, str(script), "--rows", "10000", "--epochs", "2",
+                             "--preset", "tutorial", "--vocab-scale", "0.01"],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("embedding optimizer"))
+    rows = {}
+    for line in lines[header + 2:]:
+        name, numbers = line[:20].strip(), line[20:].split()
+        rows[(name, int(numbers[0]))] = [float(n) for n in numbers[2:]]
+    variants = ["EmbeddingAdam", "dense Adam", "dense Adam + wd"]
+    assert set(rows) == {(v, e) for v in variants for e in (1, 2)}
+    assert all(0 <= auc <= 1 for aucs in rows.values() for auc in aucs)
+    # the same start, different table optimizers: the models must differ after training
+    assert rows[("EmbeddingAdam", 2)] != rows[("dense Adam", 2)]
+    assert rows[("dense Adam", 2)] != rows[("dense Adam + wd", 2)]
