@@ -28,7 +28,7 @@ from .errors import CheckpointError, DataError, TrainingError
 from .metrics import TaskScores, task_scores
 from .models.base import MultiTaskModel, TaskHeadsModel
 from .models.layers import ids_checked
-from .optim import DenseAdam, EmbeddingAdam
+from .optim import DenseAdam, EmbeddingAdam, flush_subnormals
 
 PROGRESS_ENV = "RECHUB_MINI_PROGRESS"
 BEST_FILE = "model.pth"      # the best weights so far: what load_model reads
@@ -141,6 +141,8 @@ class MTLTrainer:
             self.optimizers.append(EmbeddingAdam(sparse, **adam))
         self.trained_parameters = [p for opt in self.optimizers for group in opt.param_groups
                                    for p in group["params"]]
+        self.dense_parameters = [p for group in self.optimizers[0].param_groups
+                                 for p in group["params"]]
         self.loss_module: nn.Module = LossModule(self.model)
         if self.world_size > 1:
             ids = [self.device.index or 0] if self.device.type == "cuda" else None
@@ -178,6 +180,8 @@ class MTLTrainer:
             loader.check_features(self.model.features)
         with ids_checked(self.model, checked):
             sums, steps = self._train_steps(loader, epoch)
+        # weight decay leaves dead units' weights subnormal, which slows every later pass
+        flush_subnormals(self.dense_parameters)
         means = torch.stack([s / max(steps, 1) for s in sums.values()]).float()
         if self.world_size > 1:  # every process reports the mean over all of them
             means = distributed.gather_rows(means[None]).mean(0)

@@ -6,7 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from rechub_mini.optim import NARROW_ROWS, DenseAdam, EmbeddingAdam, merge_repeated_rows, sum_rows
+from rechub_mini import ESMM, SparseFeature
+from rechub_mini.optim import (NARROW_ROWS, DenseAdam, EmbeddingAdam, flush_subnormals,
+                               merge_repeated_rows, sum_rows)
 
 
 def test_merge_sums_repeated_ids_whatever_the_scratch_holds():
@@ -190,3 +192,32 @@ def test_dense_adam_continues_from_a_torch_adam_state():
     train(ours, batches[4:])
     for p, expected in zip(model.parameters(), reference):
         assert torch.equal(p, expected)
+
+
+def test_flush_subnormals_zeroes_only_subnormal_entries():
+    small = torch.finfo(torch.float32).tiny  # the smallest normal float32
+    weights = torch.tensor([1e-39, -3e-42, small, -small, -1.0, 0.0, 5e-30, 2.5])
+    flush_subnormals([weights])
+    assert torch.equal(weights, torch.tensor([0.0, 0.0, small, -small, -1.0, 0.0, 5e-30, 2.5]))
+    doubles = torch.tensor([1e-310, 1e-300, 1e-39], dtype=torch.float64)  # 1e-39 is normal here
+    ids = torch.tensor([0, 1, 2])
+    flush_subnormals([doubles, ids])
+    assert doubles.tolist() == [0.0, 1e-300, 1e-39] and ids.tolist() == [0, 1, 2]
+
+
+def test_flushed_subnormal_weights_leave_predictions_unchanged_bit_for_bit():
+    torch.manual_seed(0)
+    features = [SparseFeature("u", 30, 8), SparseFeature("i", 20, 8)]
+    model = ESMM(features[:1], features[1:], {"dims": [16, 8]}, {"dims": [16, 8]}).eval()
+    first = model.ctr_tower.net[0]
+    with torch.no_grad():  # two dead units whose weights decayed into the subnormal range
+        first.weight[:2] = torch.randn(2, 16).sign() * torch.rand(2, 16) * 1e-39
+        first.bias[:2] = -0.1
+        model.cvr_tower.net[0].weight[3, ::2] = 3e-41
+    x = {"u": torch.randint(0, 30, (500,)), "i": torch.randint(0, 20, (500,))}
+    with torch.no_grad():
+        before = model(x)
+        flush_subnormals(model.parameters())
+        after = model(x)
+    assert int((first.weight[:2] != 0).sum()) == 0
+    assert torch.equal(before, after)

@@ -181,3 +181,16 @@ def test_loaders_are_checked_once_and_batches_then_skip_the_id_check():
     x["i"][3] = -1
     with pytest.raises(DataError, match=r"'i' has a negative id -1 \(first at row 3\)"):
         trainer.model({k: torch.as_tensor(v) for k, v in x.items()})
+
+
+def test_each_epoch_ends_with_no_subnormal_dense_weights():
+    train, _, _ = loaders(n=600, batch_size=128)
+    # lr 0: the steps leave every weight as it is, so only the flush can clear them
+    trainer = MTLTrainer(mmoe(), optimizer_params={"lr": 0.0}, progress=False, verbose=False)
+    experts = trainer.model.experts.weights[0]
+    with torch.no_grad():
+        experts[0, :, :3] = 1e-40
+    kept = experts[1:].clone()
+    trainer.train_one_epoch(train, 0)
+    assert int((experts[0, :, :3] != 0).sum()) == 0
+    assert torch.equal(experts[1:], kept)
