@@ -44,6 +44,7 @@ def train_variant(variant: str, data_dir: Path, epochs: int, seed: int) -> list[
     """Train ESMM with one embedding optimizer; test AUCs and seconds after every epoch."""
     from rechub_mini import ESMM, DataGenerator, MTLTrainer
     from rechub_mini.datasets import ali_ccp
+    from rechub_mini.trainer import split_parameters
 
     data = ali_ccp.load_ali_ccp(data_dir, cache=False)
     torch.manual_seed(seed)
@@ -58,8 +59,7 @@ def train_variant(variant: str, data_dir: Path, epochs: int, seed: int) -> list[
     trainer = MTLTrainer(model, optimizer_params={"lr": LR, "weight_decay": WEIGHT_DECAY},
                          seed=seed, progress=False, verbose=False)
     if variant != "sparse":  # one torch Adam over everything, as torch-rechub's trainer has
-        tables = [p for name, p in model.named_parameters() if name.startswith("embedding.")]
-        others = [p for name, p in model.named_parameters() if not name.startswith("embedding.")]
+        tables, others = split_parameters(model)
         table_decay = WEIGHT_DECAY if variant == "dense_wd" else 0.0
         optimizer = torch.optim.Adam([{"params": others, "weight_decay": WEIGHT_DECAY},
                                       {"params": tables, "weight_decay": table_decay}],
