@@ -12,8 +12,9 @@ embedding tables differs:
                     but their momentum keeps moving them): what torch-rechub's tables get.
   dense Adam + wd   the same with weight decay 1e-5 on the tables, as torch-rechub's
                     tutorial sets it. A row outside the batch then has gradient wd x row;
-                    Adam divides that by the row's own small second moment, so the rows of
-                    rare ids are pulled back towards zero within a few dozen steps.
+                    Adam divides that by the row's own small second moment, so (our reading,
+                    not measured row by row) the rows of rare ids are pulled back towards
+                    zero long before they are seen again.
 
 The towers get Adam with weight decay 1e-5 in all three. Dense Adam rewrites all 25M table
 numbers every step and runs about 10x slower than EmbeddingAdam here (30 s against 3 s per
