@@ -16,7 +16,9 @@ Method
      trained), rechub_mini with `load_ali_ccp`, `build_features` and `model_inputs`. Same
      models (ESMM towers [16, 8] over 23 sparse fields x 16; MMoE with 8 experts [16], towers
      [8], 23 sparse fields x 4 + 8 dense), same Adam lr and weight decay, batch size, epochs
-     and seed.
+     and seed. Round r trains with seed `--seed` + r on both sides (the data stay those of
+     `--seed`): the AUCs after several epochs move with the shuffle by more than the AUC
+     target's 0.005, so their medians are over r seeds, not one, and their range is printed.
   4. Training time: the benchmark runs the epochs itself and times each call of the
      trainer's `train_one_epoch`, the method both `fit`s call once per epoch. What `fit` adds
      around it (torch-rechub's obligatory validation pass, early-stopping bookkeeping,
@@ -245,7 +247,7 @@ def run_worker(implementation: str, model: str, data_dir: Path, epochs: list[int
                 "best_epoch_samples_per_s": setup.train_rows / min(epoch_seconds),
                 "eval_samples_per_s": len(setup.click) / min(predict_seconds),
                 "peak_rss_mb": peak_rss_mb(), **scores})
-    return {"implementation": implementation, "model": model, "threads": threads,
+    return {"implementation": implementation, "model": model, "seed": seed, "threads": threads,
             "torch_threads": torch.get_num_threads(), "train_rows": setup.train_rows,
             "test_rows": len(setup.click), "test_clicks": int(setup.click.sum()),
             "test_purchases": int(setup.purchase.sum()), "setup_seconds": setup_seconds,
@@ -256,7 +258,7 @@ def run_worker(implementation: str, model: str, data_dir: Path, epochs: list[int
             "load_average": os.getloadavg()[0], "evaluations": evaluations}
 
 
-def measure(implementation: str, model: str, data_dir: Path, args) -> dict:
+def measure(implementation: str, model: str, data_dir: Path, args, seed: int) -> dict:
     """Run one worker subprocess with the thread settings and silenced progress bars."""
     threads = str(args.threads)
     env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
@@ -264,7 +266,7 @@ def measure(implementation: str, model: str, data_dir: Path, args) -> dict:
     command = [sys.executable, __file__, "--worker", implementation, model,
                "--data", str(data_dir), "--epochs", ",".join(map(str, args.epochs)),
                "--batch-size", str(args.batch_size), "--threads", threads,
-               "--seed", str(args.seed), "--lr", str(args.lr),
+               "--seed", str(seed), "--lr", str(args.lr),
                "--weight-decay", str(args.weight_decay)]
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
@@ -323,9 +325,9 @@ def print_conditions(summary: dict, runs: list[dict]) -> None:
     print(f"\ntest split: {rows:,} rows, {clicks:,} clicks, {purchases:,} purchases; standard "
           f"error of an AUC near 0.75 there: " + ", ".join(
               f"{name} {fmt(se, 3)}" for name, se in errors.items()))
-    print(f"medians of {max(r['repeats'] for r in summary.values())} round(s); best epoch = "
-          f"the fastest single epoch of any round; eval = the fastest of {PREDICT_TIMINGS} "
-          f"predict passes")
+    print(f"medians of {max(r['repeats'] for r in summary.values())} round(s), round r "
+          f"trained with seed {runs[0]['seed']} + r; best epoch = the fastest single epoch of "
+          f"any round; eval = the fastest of {PREDICT_TIMINGS} predict passes")
     print("CPU-seconds per second while training (median; up to the thread count) and the "
           "1-minute load average after each run:")
     for model in MODELS:
@@ -337,6 +339,24 @@ def print_conditions(summary: dict, runs: list[dict]) -> None:
                 loads = ", ".join(f"{r['load_average']:.1f}" for r in mine)
                 print(f"  {model:<5} {implementation:<13} CPU {cpu:.2f} of {mine[0]['threads']}"
                       f"   load {loads}")
+
+
+def print_auc_ranges(runs: list[dict]) -> None:
+    """Lowest and highest AUC over the rounds (one seed each): how far one shuffle moves it."""
+    grouped: dict[tuple, list[dict]] = {}
+    for run in runs:
+        for evaluation in run["evaluations"]:
+            key = (run["model"], run["implementation"], evaluation["epochs"])
+            grouped.setdefault(key, []).append(evaluation)
+    if max(len(evals) for evals in grouped.values()) < 2:
+        return
+    print("\nAUC range over the rounds' seeds (lowest - highest)")
+    for (model, implementation, epochs), evals in sorted(grouped.items()):
+        spans = [f"{label} {fmt(min(e[name] for e in evals))} - "
+                 f"{fmt(max(e[name] for e in evals))}"
+                 for label, name in [("CTR", "ctr"), ("CVR (clicked)", "cvr_clicked"),
+                                     ("CTCVR", "ctcvr")]]
+        print(f"  {model:<5} {implementation:<13} {epochs} epoch(s): " + ", ".join(spans))
 
 
 def print_ratios(summary: dict) -> None:
@@ -436,7 +456,8 @@ def main(argv=None) -> None:
             for model in args.models:
                 for implementation in implementations:
                     start = time.perf_counter()
-                    runs.append(measure(implementation, model, folder, args))
+                    runs.append(measure(implementation, model, folder, args,
+                                        seed=args.seed + repeat))
                     print(f"  round {repeat + 1}/{args.repeats}: {model} {implementation} "
                           f"{time.perf_counter() - start:.0f} s", flush=True)
     finally:
@@ -448,6 +469,7 @@ def main(argv=None) -> None:
     print()
     print_results(summary)
     print_conditions(summary, runs)
+    print_auc_ranges(runs)
     print_ratios(summary)
     print_projection(summary)
 

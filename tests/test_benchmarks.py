@@ -1,5 +1,6 @@
 """benchmarks/compare_torch_rechub.py runs end to end at a tiny size and prints a full table."""
 import importlib.util
+import json
 import math
 import subprocess
 import sys
@@ -59,6 +60,24 @@ def test_tiny_run_prints_rows_for_both_implementations_and_models():
     assert "projected time of one full Ali-CCP training epoch" in result.stdout
     if HAS_TORCH_RECHUB:
         assert "ratios rechub_mini / torch-rechub" in result.stdout
+
+
+def test_rounds_train_with_successive_seeds_and_print_the_auc_range(tmp_path):
+    # one shuffle moves a 3-epoch AUC by more than the target's 0.005, so each round must be
+    # another seed (the data stay the same), and the range over them is printed
+    raw = tmp_path / "runs.json"
+    result = subprocess.run([sys.executable, str(SCRIPT), "--rows", "10000", "--epochs", "1",
+                             "--repeats", "2", "--seed", "5", "--preset", "tutorial",
+                             "--models", "esmm", "--only", "rechub_mini", "--json", str(raw)],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = json.loads(raw.read_text())["runs"]
+    assert [run["seed"] for run in runs] == [5, 6]
+    first, second = (run["evaluations"][0] for run in runs)
+    assert first["ctr"] != second["ctr"]  # another seed really trains another model
+    assert runs[0]["test_clicks"] == runs[1]["test_clicks"]  # on the same data
+    low, high = sorted([first["ctr"], second["ctr"]])
+    assert f"esmm  rechub_mini   1 epoch(s): CTR {low:.4f} - {high:.4f}" in result.stdout
 
 
 def test_embedding_optimizers_prints_every_variant_and_epoch():
