@@ -31,7 +31,10 @@ Method
      passes) and the AUCs are computed here from its predictions, the same way for both:
      CTR on all rows, CVR on clicked rows, CTCVR on all rows. For MMoE, task 0 (purchase
      over all impressions) is the CTCVR score and also gives the CVR AUC on clicked rows;
-     task 1 is the click.
+     task 1 is the click. The same three are also scored against the synthetic data's hidden
+     truth (the test rows' true probabilities, saved next to the CSVs and read by no model):
+     the AUC expected over label draws (`expected_auc`), free of the noise of the test
+     split's ~20 purchases, which give the CVR and CTCVR AUCs a standard error near 0.07.
   6. Peak RSS is the worker's VmHWM (Linux): unlike `ru_maxrss` it does not inherit the
      parent's peak across fork + exec.
 
@@ -66,6 +69,7 @@ FULL_EPOCH_ROWS = 42_300_135  # rows of the raw Ali-CCP training file (ESMM pape
 # predict is short (~45 ms for rechub_mini), so one busy moment of the machine would
 # dominate a single pass; five rather than three since session 5
 PREDICT_TIMINGS = 5
+TRUTH_FILE = "test_truth.npz"  # the test rows' true p_ctr and p_cvr, for the "_truth" AUCs
 # What the core developer is working toward: rechub_mini / torch-rechub.
 TARGETS = {"train": {"esmm": 20, "mmoe": 10}, "eval": 20}
 
@@ -82,10 +86,27 @@ def peak_rss_mb() -> float:
 
 def write_data(folder: Path, rows: int, seed: int, preset: str,
                vocab_scale: float | None) -> dict:
-    """Write the synthetic train/val/test CSVs (80/10/10) that both implementations read."""
-    from rechub_mini.datasets.synthetic import write_synthetic
+    """Write the synthetic train/val/test CSVs (80/10/10) that both implementations read, and
+    the test rows' true click and purchase probabilities (TRUTH_FILE, read by no model).
+    Returns write_synthetic's meta, plus "oracle": the "_truth" AUCs of the truth itself."""
+    import numpy as np
 
-    return write_synthetic(folder, rows, seed=seed, preset=preset, vocab_scale=vocab_scale)
+    from rechub_mini.datasets.synthetic import generate_ali_ccp, write_synthetic
+
+    meta = write_synthetic(folder, rows, seed=seed, preset=preset, vocab_scale=vocab_scale)
+    # the same draw again, for the truth that the CSVs leave out
+    frame, truth = generate_ali_ccp(rows, seed=seed, preset=preset, vocab_scale=vocab_scale)
+    test = slice(rows - meta["splits"]["test"]["rows"], rows)
+    if int(frame["click"].iloc[test].sum()) != meta["splits"]["test"]["clicks"]:
+        raise RuntimeError("The regenerated data differ from the written test split.")
+    test_truth = {"p_ctr": truth["p_ctr"][test], "p_cvr": truth["p_cvr"][test]}
+    np.savez(folder / TRUTH_FILE, **test_truth)
+    # the truth scored against itself: the ceiling of the "_truth" AUCs
+    p_ctr, p_cvr = test_truth["p_ctr"], test_truth["p_cvr"]
+    oracle = auc_scores("esmm", np.column_stack([p_cvr, p_ctr, p_ctr * p_cvr]),
+                        frame["click"].to_numpy()[test], frame["purchase"].to_numpy()[test],
+                        test_truth)
+    return meta | {"oracle": {k: v for k, v in oracle.items() if k.endswith("_truth")}}
 
 
 def split_path(data_dir: Path, split: str) -> Path:
@@ -93,10 +114,17 @@ def split_path(data_dir: Path, split: str) -> Path:
     return data_dir / f"ali_ccp_{split}.csv"
 
 
-def auc_scores(model: str, predictions, click, purchase) -> dict[str, float]:
-    """CTR AUC on all rows, CVR AUC on clicked rows, CTCVR AUC on all rows (NaN: one class)."""
+def auc_scores(model: str, predictions, click, purchase, truth=None) -> dict[str, float]:
+    """CTR AUC on all rows, CVR AUC on clicked rows, CTCVR AUC on all rows (NaN: one class).
+
+    With `truth` (the test rows' true p_ctr and p_cvr) also the same three against the truth,
+    keys ending in "_truth": the AUC expected over label draws (`expected_auc`), free of the
+    noise of the test split's few purchases.
+    """
     import numpy as np
     from sklearn.metrics import roc_auc_score
+
+    from rechub_mini.datasets.synthetic import expected_auc
 
     predictions = np.asarray(predictions, dtype=np.float64)
     if model == "esmm":  # [pCVR, pCTR, pCTCVR]
@@ -109,8 +137,14 @@ def auc_scores(model: str, predictions, click, purchase) -> dict[str, float]:
     def auc(truth, score):
         return float(roc_auc_score(truth, score)) if len(np.unique(truth)) == 2 else math.nan
 
-    return {"ctr": auc(click, p_ctr), "cvr_clicked": auc(purchase[clicked], p_cvr[clicked]),
-            "ctcvr": auc(purchase, p_ctcvr)}
+    scores = {"ctr": auc(click, p_ctr), "cvr_clicked": auc(purchase[clicked], p_cvr[clicked]),
+              "ctcvr": auc(purchase, p_ctcvr)}
+    if truth is not None:
+        true_ctr, true_cvr = truth["p_ctr"], truth["p_cvr"]
+        scores |= {"ctr_truth": expected_auc(true_ctr, p_ctr),
+                   "cvr_clicked_truth": expected_auc(true_cvr[clicked], p_cvr[clicked]),
+                   "ctcvr_truth": expected_auc(true_ctr * true_cvr, p_ctcvr)}
+    return scores
 
 
 class Setup:
@@ -220,6 +254,7 @@ def run_worker(implementation: str, model: str, data_dir: Path, epochs: list[int
                batch_size: int, threads: int, seed: int, lr: float,
                weight_decay: float) -> dict:
     """Train one model with one implementation; time its epochs and test predictions."""
+    import numpy as np
     import torch
 
     torch.set_num_threads(threads)
@@ -229,6 +264,7 @@ def run_worker(implementation: str, model: str, data_dir: Path, epochs: list[int
     setup = make(model, data_dir, batch_size, lr, weight_decay, seed)
     setup_seconds = time.perf_counter() - start
     epoch_seconds, evaluations, cpu_seconds = [], [], 0.0
+    truth = dict(np.load(data_dir / TRUTH_FILE)) if (data_dir / TRUTH_FILE).exists() else None
     for epoch in range(max(epochs)):
         start, cpu_start = time.perf_counter(), time.process_time()
         setup.train_epoch(epoch)
@@ -240,7 +276,7 @@ def run_worker(implementation: str, model: str, data_dir: Path, epochs: list[int
                 start = time.perf_counter()
                 predictions = setup.predict()
                 predict_seconds.append(time.perf_counter() - start)
-            scores = auc_scores(model, predictions, setup.click, setup.purchase)
+            scores = auc_scores(model, predictions, setup.click, setup.purchase, truth)
             evaluations.append({
                 "epochs": epoch + 1,
                 "train_samples_per_s": setup.train_rows * (epoch + 1) / sum(epoch_seconds),
@@ -359,6 +395,36 @@ def print_auc_ranges(runs: list[dict]) -> None:
         print(f"  {model:<5} {implementation:<13} {epochs} epoch(s): " + ", ".join(spans))
 
 
+TRUTH_COLUMNS = [("CTR", "ctr_truth"), ("CVR (clicked)", "cvr_clicked_truth"),
+                 ("CTCVR", "ctcvr_truth")]
+
+
+def print_truth_aucs(summary: dict, runs: list[dict], oracle: dict[str, float]) -> None:
+    """AUCs against the hidden truth: medians, range over the rounds, differences, ceiling."""
+    if not any("ctr_truth" in r for r in summary.values()):
+        return
+    print("\nAUC against the hidden truth (expected over label draws from the true probabilities;"
+          " synthetic data only):\nmedian over the rounds (lowest - highest)")
+    header = f"{'model':<5} {'implementation':<13} {'epochs':>6}" + "".join(
+        f"  {label:<24}" for label, _ in TRUTH_COLUMNS)
+    print(header)
+    print("-" * len(header))
+    for (model, implementation, epochs), r in sorted(summary.items()):
+        evals = [e for run in runs if (run["model"], run["implementation"])
+                 == (model, implementation) for e in run["evaluations"] if e["epochs"] == epochs]
+        cells = [f"{fmt(r[name])} ({fmt(min(e[name] for e in evals))}-"
+                 f"{fmt(max(e[name] for e in evals))})" for _, name in TRUTH_COLUMNS]
+        print(f"{model:<5} {implementation:<13} {epochs:>6}"
+              + "".join(f"  {cell:<24}" for cell in cells))
+    for (model, implementation, epochs), r in sorted(summary.items()):
+        other = summary.get((model, "torch_rechub", epochs))
+        if implementation == "rechub_mini" and other:
+            print(f"{model:<5} {'difference':<13} {epochs:>6}" + "".join(
+                f"  {r[name] - other[name]:<+24.4f}" for _, name in TRUTH_COLUMNS))
+    print(f"{'the truth itself (ceiling)':<26}" + "".join(
+        f"  {fmt(oracle[name]):<24}" for _, name in TRUTH_COLUMNS))
+
+
 def print_ratios(summary: dict) -> None:
     """rechub_mini / torch-rechub for speed and memory; rechub_mini - torch-rechub for AUCs."""
     pairs = [(m, e) for (m, i, e) in sorted(summary) if i == "rechub_mini"
@@ -463,13 +529,14 @@ def main(argv=None) -> None:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if args.json:
-        Path(args.json).write_text(json.dumps({"arguments": vars(args), "runs": runs},
-                                              indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"arguments": vars(args), "oracle": meta["oracle"],
+                                               "runs": runs}, indent=2) + "\n")
     summary = summarise(runs)
     print()
     print_results(summary)
     print_conditions(summary, runs)
     print_auc_ranges(runs)
+    print_truth_aucs(summary, runs, meta["oracle"])
     print_ratios(summary)
     print_projection(summary)
 

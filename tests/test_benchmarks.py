@@ -78,6 +78,15 @@ def test_rounds_train_with_successive_seeds_and_print_the_auc_range(tmp_path):
     assert runs[0]["test_clicks"] == runs[1]["test_clicks"]  # on the same data
     low, high = sorted([first["ctr"], second["ctr"]])
     assert f"esmm  rechub_mini   1 epoch(s): CTR {low:.4f} - {high:.4f}" in result.stdout
+    # the AUCs against the hidden truth: no model ranks better than the truth itself
+    oracle = json.loads(raw.read_text())["oracle"]
+    assert set(oracle) == {"ctr_truth", "cvr_clicked_truth", "ctcvr_truth"}
+    assert all(0.6 < value < 1 for value in oracle.values()), oracle
+    for evaluation in (first, second):
+        assert all(0 <= evaluation[name] <= oracle[name] for name in oracle), evaluation
+    ceiling = next(line for line in result.stdout.splitlines() if "(ceiling)" in line)
+    assert ceiling.split()[-3:] == [f"{oracle[name]:.4f}" for name in
+                                    ["ctr_truth", "cvr_clicked_truth", "ctcvr_truth"]]
 
 
 def test_embedding_optimizers_prints_every_variant_and_epoch():

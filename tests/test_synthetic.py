@@ -5,12 +5,14 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from rechub_mini.datasets.ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, ITEM_COLUMNS,
                                                  LABEL_COLUMNS, REAL_STATS, SPARSE_COLUMNS,
                                                  USER_COLUMNS, split_file_name)
-from rechub_mini.datasets.synthetic import (COMBINATIONS, PRESETS, generate_ali_ccp,
-                                            oracle_aucs, table_sizes, write_synthetic)
+from rechub_mini.datasets.synthetic import (COMBINATIONS, PRESETS, expected_auc,
+                                            generate_ali_ccp, oracle_aucs, table_sizes,
+                                            write_synthetic)
 from rechub_mini.errors import DataError
 
 
@@ -113,6 +115,31 @@ def test_oracle_aucs_nan_for_one_class_and_checks_lengths():
     assert auc["ctr"] == 1.0 and np.isnan(auc["cvr_clicked"]) and np.isnan(auc["ctcvr"])
     with pytest.raises(DataError, match="4 rows, p_ctr 3"):
         oracle_aucs(frame, np.zeros(3), np.zeros(4))
+
+
+def test_expected_auc_is_the_ordinary_auc_for_hard_labels_and_averages_the_draws():
+    rng = np.random.default_rng(3)
+    labels = rng.random(500) < 0.3
+    score = np.round(rng.normal(size=500) + labels, 1)  # rounded: many ties
+    assert expected_auc(labels.astype(float), score) == pytest.approx(
+        roc_auc_score(labels, score), abs=1e-12)
+    # soft labels: the AUCs of many label draws from p average to it
+    p = rng.beta(1, 3, 300)
+    score = p + rng.normal(0, 0.2, 300)
+    draws = [roc_auc_score(rng.random(300) < p, score) for _ in range(4000)]
+    assert expected_auc(p, score) == pytest.approx(np.mean(draws), abs=0.004)
+    assert expected_auc(p, -score) == pytest.approx(1 - expected_auc(p, score), abs=1e-12)
+    assert expected_auc(p, np.zeros(300)) == pytest.approx(0.5)  # one big tie
+
+
+def test_expected_auc_rejects_bad_input():
+    with pytest.raises(DataError, match="same length"):
+        expected_auc(np.zeros(3), np.zeros(4))
+    with pytest.raises(DataError, match=r"\[0, 1\]"):
+        expected_auc(np.array([0.5, 1.5]), np.zeros(2))
+    with pytest.raises(DataError, match="1 NaN"):
+        expected_auc(np.array([0.5, 0.5]), np.array([0.1, np.nan]))
+    assert np.isnan(expected_auc(np.zeros(4), np.arange(4.0)))  # no positive weight at all
 
 
 def test_clicked_rows_are_a_biased_sample_for_cvr(tutorial):
