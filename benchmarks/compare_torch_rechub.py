@@ -311,13 +311,19 @@ def measure(implementation: str, model: str, data_dir: Path, args, seed: int) ->
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def summarise(runs: list[dict]) -> dict:
-    """Median over repeats of every number, keyed by (model, implementation, epochs)."""
+def group_evaluations(runs: list[dict]) -> dict[tuple, list[dict]]:
+    """Every round's evaluation, keyed by (model, implementation, epochs)."""
     grouped: dict[tuple, list[dict]] = {}
     for run in runs:
         for evaluation in run["evaluations"]:
             key = (run["model"], run["implementation"], evaluation["epochs"])
             grouped.setdefault(key, []).append(evaluation)
+    return grouped
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Median over repeats of every number, keyed by (model, implementation, epochs)."""
+    grouped = group_evaluations(runs)
     return {key: {name: statistics.median(e[name] for e in evals)
                   for name in evals[0] if name != "epochs"} | {"repeats": len(evals)}
             for key, evals in grouped.items()}
@@ -379,11 +385,7 @@ def print_conditions(summary: dict, runs: list[dict]) -> None:
 
 def print_auc_ranges(runs: list[dict]) -> None:
     """Lowest and highest AUC over the rounds (one seed each): how far one shuffle moves it."""
-    grouped: dict[tuple, list[dict]] = {}
-    for run in runs:
-        for evaluation in run["evaluations"]:
-            key = (run["model"], run["implementation"], evaluation["epochs"])
-            grouped.setdefault(key, []).append(evaluation)
+    grouped = group_evaluations(runs)
     if max(len(evals) for evals in grouped.values()) < 2:
         return
     print("\nAUC range over the rounds' seeds (lowest - highest)")
@@ -403,26 +405,26 @@ def print_truth_aucs(summary: dict, runs: list[dict], oracle: dict[str, float]) 
     """AUCs against the hidden truth: medians, range over the rounds, differences, ceiling."""
     if not any("ctr_truth" in r for r in summary.values()):
         return
+
+    def line(first: str, cells: list[str]) -> None:
+        print((f"{first:<26}" + "".join(f"  {cell:<24}" for cell in cells)).rstrip())
+
     print("\nAUC against the hidden truth (expected over label draws from the true probabilities;"
           " synthetic data only):\nmedian over the rounds (lowest - highest)")
-    header = f"{'model':<5} {'implementation':<13} {'epochs':>6}" + "".join(
-        f"  {label:<24}" for label, _ in TRUTH_COLUMNS)
-    print(header)
-    print("-" * len(header))
+    line(f"{'model':<5} {'implementation':<13} {'epochs':>6}", [c for c, _ in TRUTH_COLUMNS])
+    print("-" * (26 + 26 * len(TRUTH_COLUMNS)))
+    grouped = group_evaluations(runs)
     for (model, implementation, epochs), r in sorted(summary.items()):
-        evals = [e for run in runs if (run["model"], run["implementation"])
-                 == (model, implementation) for e in run["evaluations"] if e["epochs"] == epochs]
-        cells = [f"{fmt(r[name])} ({fmt(min(e[name] for e in evals))}-"
-                 f"{fmt(max(e[name] for e in evals))})" for _, name in TRUTH_COLUMNS]
-        print(f"{model:<5} {implementation:<13} {epochs:>6}"
-              + "".join(f"  {cell:<24}" for cell in cells))
+        evals = grouped[(model, implementation, epochs)]
+        line(f"{model:<5} {implementation:<13} {epochs:>6}",
+             [f"{fmt(r[name])} ({fmt(min(e[name] for e in evals))}-"
+              f"{fmt(max(e[name] for e in evals))})" for _, name in TRUTH_COLUMNS])
     for (model, implementation, epochs), r in sorted(summary.items()):
         other = summary.get((model, "torch_rechub", epochs))
         if implementation == "rechub_mini" and other:
-            print(f"{model:<5} {'difference':<13} {epochs:>6}" + "".join(
-                f"  {r[name] - other[name]:<+24.4f}" for _, name in TRUTH_COLUMNS))
-    print(f"{'the truth itself (ceiling)':<26}" + "".join(
-        f"  {fmt(oracle[name]):<24}" for _, name in TRUTH_COLUMNS))
+            line(f"{model:<5} {'difference':<13} {epochs:>6}",
+                 [f"{r[name] - other[name]:+.4f}" for _, name in TRUTH_COLUMNS])
+    line("the truth itself (ceiling)", [fmt(oracle[name]) for _, name in TRUTH_COLUMNS])
 
 
 def print_ratios(summary: dict) -> None:
