@@ -135,11 +135,12 @@ def test_expected_auc_is_the_ordinary_auc_for_hard_labels_and_averages_the_draws
 def test_expected_auc_rejects_bad_input():
     with pytest.raises(DataError, match="same length"):
         expected_auc(np.zeros(3), np.zeros(4))
-    with pytest.raises(DataError, match=r"\[0, 1\]"):
+    with pytest.raises(DataError, match=r"\[0, 1\]; row 1 holds 1.5"):
         expected_auc(np.array([0.5, 1.5]), np.zeros(2))
     with pytest.raises(DataError, match="1 NaN"):
         expected_auc(np.array([0.5, 0.5]), np.array([0.1, np.nan]))
     assert np.isnan(expected_auc(np.zeros(4), np.arange(4.0)))  # no positive weight at all
+    assert np.isnan(expected_auc(np.array([0.3]), np.array([1.0])))  # no pair of rows
 
 
 def test_clicked_rows_are_a_biased_sample_for_cvr(tutorial):

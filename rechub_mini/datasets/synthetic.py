@@ -178,18 +178,23 @@ def expected_auc(p_true: np.ndarray, score: np.ndarray) -> float:
     if p.shape != score.shape or p.ndim != 1:
         raise DataError(f"expected_auc needs two 1-D arrays of the same length; got p_true "
                         f"{p.shape} and score {score.shape}.")
-    if not np.all((p >= 0) & (p <= 1)):
-        raise DataError("expected_auc: p_true must hold probabilities in [0, 1].")
+    outside = ~((p >= 0) & (p <= 1))
+    if outside.any():
+        row = int(np.flatnonzero(outside)[0])
+        raise DataError(f"expected_auc: p_true must hold probabilities in [0, 1]; row {row} "
+                        f"holds {p[row]} ({int(outside.sum())} such rows).")
     if np.isnan(score).any():
         raise DataError(f"expected_auc: score has {int(np.isnan(score).sum())} NaN values.")
+    if len(p) < 2:
+        return float("nan")
     order = np.argsort(score, kind="stable")
     p, score = p[order], score[order]
     negative = 1 - p
     # rows with equal scores form one group; each row sees the negative weight of the groups
     # below it in full and of its own group (without itself) by half
-    starts = np.flatnonzero(np.r_[True, score[1:] != score[:-1]])
-    group = np.cumsum(np.r_[True, score[1:] != score[:-1]]) - 1
-    group_negative = np.add.reduceat(negative, starts)
+    starts_group = np.r_[True, score[1:] != score[:-1]]
+    group = np.cumsum(starts_group) - 1
+    group_negative = np.add.reduceat(negative, np.flatnonzero(starts_group))
     below = (np.cumsum(group_negative) - group_negative)[group]
     same = group_negative[group] - negative
     pairs = p.sum() * negative.sum() - (p * negative).sum()
