@@ -107,3 +107,25 @@ def test_embedding_optimizers_prints_every_variant_and_epoch():
     # the same start, different table optimizers: the models must differ after training
     assert rows[("EmbeddingAdam", 2)] != rows[("dense Adam", 2)]
     assert rows[("dense Adam", 2)] != rows[("dense Adam + wd", 2)]
+
+
+def test_linear_backends_prints_both_libraries_and_their_ratio():
+    script = SCRIPT.parent / "linear_backends.py"
+    from rechub_mini.models.linear import ONEDNN_LINEAR
+    if ONEDNN_LINEAR is None:
+        pytest.skip("no oneDNN linear in this PyTorch: the script says so and stops")
+    result = subprocess.run([sys.executable, str(script), "--rows", "20000", "--epochs", "1"],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {}
+    for line in result.stdout.splitlines():
+        parts = line.replace(",", "").split()
+        if len(parts) == 5 and parts[0] in ("esmm", "mmoe") and parts[1] in ("train", "predict"):
+            rows[(parts[0], parts[1])] = [float(parts[2]), float(parts[3]),
+                                          float(parts[4].rstrip("x"))]
+    assert set(rows) == {(m, w) for m in ("esmm", "mmoe") for w in ("train", "predict")}
+    for mkl, onednn, ratio in rows.values():
+        assert mkl > 0 and onednn > 0 and ratio == pytest.approx(onednn / mkl, abs=0.006)
+    differences = [float(line.rsplit(" ", 1)[1]) for line in result.stdout.splitlines()
+                   if "largest difference" in line]
+    assert len(differences) == 2 and all(0 <= d < 1e-4 for d in differences)

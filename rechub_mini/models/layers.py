@@ -18,6 +18,7 @@ from ..data import check_id_range
 from ..errors import DataError
 from ..features import DenseFeature, Feature, SparseFeature, check_unique_names
 from ..optim import sum_rows
+from .linear import Linear, linear
 
 ACTIVATIONS = {"relu": nn.ReLU, "prelu": nn.PReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
                "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU}
@@ -166,7 +167,7 @@ class MLP(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for dim in dims:
-            layers.append(nn.Linear(input_dim, dim))
+            layers.append(Linear(input_dim, dim))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(dim))
             layers.append(make_activation(activation))
@@ -174,7 +175,7 @@ class MLP(nn.Module):
                 layers.append(nn.Dropout(dropout))
             input_dim = dim
         if output_layer:
-            layers.append(nn.Linear(input_dim, 1))
+            layers.append(Linear(input_dim, 1))
             input_dim = 1
         self.output_dim = input_dim
         self.net = nn.Sequential(*layers)
@@ -207,8 +208,8 @@ class ParallelMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # first layer: every expert reads the same x, so all of them are one matrix product
-        first = self.weights[0].permute(1, 0, 2).reshape(x.shape[1], -1)  # [input, copies*dim]
-        h = torch.addmm(self.biases[0].flatten(), x, first).view(len(x), *self.biases[0].shape)
+        first = self.weights[0].transpose(1, 2).reshape(-1, x.shape[1])  # [copies*dim, input]
+        h = linear(x, first, self.biases[0].flatten()).view(len(x), *self.biases[0].shape)
         h = self.dropout(self.activation(h))
         for w, b in zip(self.weights[1:], self.biases[1:]):
             h = self.dropout(self.activation(torch.einsum("bci,cih->bch", h, w) + b))

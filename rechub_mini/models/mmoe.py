@@ -16,6 +16,7 @@ from ..errors import DataError
 from ..features import Feature
 from .base import TaskHeadsModel
 from .layers import EmbeddingLayer, ParallelMLP, tower
+from .linear import Linear
 
 
 def small_softmax(scores: torch.Tensor) -> torch.Tensor:
@@ -63,7 +64,7 @@ class MMOE(TaskHeadsModel):
                             f"dims, dropout, activation.")
         self.experts = ParallelMLP(int(n_expert), input_dim, **options)
         # all tasks' gates in one layer: output t * n_expert + e is gate t's score for expert e
-        self.gates = nn.Linear(input_dim, len(self.task_types) * int(n_expert))
+        self.gates = Linear(input_dim, len(self.task_types) * int(n_expert))
         self.towers = nn.ModuleList(
             tower(self.experts.output_dim, p, f"tower_params_list[{i}]")
             for i, p in enumerate(tower_params_list))
