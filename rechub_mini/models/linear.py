@@ -5,8 +5,9 @@ Intel's MKL, which picks its kernels by CPU vendor: on AMD processors it runs it
 where the CPU has AVX-512, at about half the speed. oneDNN, the other math library in PyTorch's
 x86 builds, picks by instruction set. On the 2-core AMD EPYC (AVX-512) of benchmarks/README.md
 it computes ESMM's [4096, 368] x [368, 16] tower product in 135 instead of 284 us, and predicting
-runs 1.15-1.25x faster (benchmarks/linear_backends.py). Training keeps F.linear: its backward
-pass would need a hand-written gradient, and the whole step measured no faster.
+runs 1.15-1.25x faster (benchmarks/linear_backends.py). Training keeps F.linear: the operator
+has no gradient, and a hand-written one measured 0.92-1.06x of F.linear's training step here,
+within this host's noise.
 
 PyTorch reaches oneDNN's product through `torch.ops.mkldnn._linear_pointwise`, the operator its
 compiler uses for the same purpose. Where it is missing or fails a check at import, and for
@@ -38,7 +39,7 @@ def find_onednn_linear():
         if torch.allclose(operator(x, weight, bias, "none", [], ""), F.linear(x, weight, bias),
                           atol=1e-6):
             return operator
-    except (AttributeError, RuntimeError):
+    except (AttributeError, RuntimeError, TypeError):  # absent, or a changed signature
         pass
     return None
 
