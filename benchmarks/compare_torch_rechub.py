@@ -109,6 +109,16 @@ def write_data(folder: Path, rows: int, seed: int, preset: str,
     return meta | {"oracle": {k: v for k, v in oracle.items() if k.endswith("_truth")}}
 
 
+@contextlib.contextmanager
+def synthetic_folder(prefix: str, rows: int, seed: int, preset: str, vocab_scale: float | None):
+    """A temporary folder holding write_data's files, removed afterwards: yields (folder, meta)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield folder, write_data(folder, rows, seed, preset, vocab_scale)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def split_path(data_dir: Path, split: str) -> Path:
     """The CSV of one split, as write_synthetic names it."""
     return data_dir / f"ali_ccp_{split}.csv"
@@ -509,10 +519,9 @@ def main(argv=None) -> None:
         print(json.dumps(result), file=real_stdout)
         return
     implementations = [args.only] if args.only else IMPLEMENTATIONS
-    folder = Path(tempfile.mkdtemp(prefix="rechub-compare-"))
-    try:
-        start = time.perf_counter()
-        meta = write_data(folder, args.rows, args.seed, args.preset, args.vocab_scale)
+    start = time.perf_counter()
+    with synthetic_folder("rechub-compare-", args.rows, args.seed, args.preset,
+                          args.vocab_scale) as (folder, meta):
         ids = sum(meta["vocab_sizes"].values())
         print(f"synthetic Ali-CCP ({args.preset} rates): {args.rows:,} rows, seed {args.seed}, "
               f"{ids:,} ids in all (vocab scale {meta['parameters']['vocab_scale']}), "
@@ -528,8 +537,6 @@ def main(argv=None) -> None:
                                         seed=args.seed + repeat))
                     print(f"  round {repeat + 1}/{args.repeats}: {model} {implementation} "
                           f"{time.perf_counter() - start:.0f} s", flush=True)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"arguments": vars(args), "oracle": meta["oracle"],
                                                "runs": runs}, indent=2) + "\n")

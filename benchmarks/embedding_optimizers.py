@@ -26,16 +26,14 @@ epoch of 0.8M rows), which is why rechub_mini does not do it.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_torch_rechub import auc_scores, fmt, write_data  # noqa: E402
+from compare_torch_rechub import auc_scores, fmt, synthetic_folder  # noqa: E402
 
 VARIANTS = {"sparse": "EmbeddingAdam", "dense": "dense Adam", "dense_wd": "dense Adam + wd"}
 LR, WEIGHT_DECAY, BATCH_SIZE = 1e-3, 1e-5, 1024
@@ -104,15 +102,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    folder = Path(tempfile.mkdtemp(prefix="rechub-embedding-optimizers-"))
-    try:
-        meta = write_data(folder, args.rows, args.seed, args.preset, args.vocab_scale)
+    with synthetic_folder("rechub-embedding-optimizers-", args.rows, args.seed, args.preset,
+                          args.vocab_scale) as (folder, meta):
         print(f"synthetic Ali-CCP ({args.preset} rates): {args.rows:,} rows, "
               f"{sum(meta['vocab_sizes'].values()):,} ids, seed {args.seed}; ESMM, batch "
               f"{BATCH_SIZE}, lr {LR}, {args.threads} thread(s)", flush=True)
         results = {v: train_variant(v, folder, args.epochs, args.seed) for v in args.variants}
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
     header = (f"{'embedding optimizer':<20} {'epochs':>6} {'s/epoch':>8} {'CTR AUC':>8} "
               f"{'CVR AUC (clicked)':>18} {'CTCVR AUC':>10}")
     print("\n" + header)

@@ -9,15 +9,13 @@ predicted 5 times (the fastest counts) with both. Medians and their ratio are pr
 largest difference between the two libraries' predictions from the same weights.
 
     python benchmarks/linear_backends.py [--rows 300000] [--epochs 4] [--threads 2]
-        [--models esmm,mmoe] [--seed 0]
+        [--models esmm mmoe] [--seed 0]
 """
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_torch_rechub import MODELS, setup_rechub_mini, write_data  # noqa: E402
+from compare_torch_rechub import MODELS, setup_rechub_mini, synthetic_folder  # noqa: E402
 
 from rechub_mini.models import linear as linear_module  # noqa: E402
 
@@ -79,12 +77,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--epochs", type=int, default=4, help="timed epochs per library")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=MODELS)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    args.models = [m.strip() for m in args.models.split(",")]
-    if set(args.models) - set(MODELS) or args.epochs < 1:
-        parser.error(f"--models takes {MODELS}, --epochs a positive number.")
+    if args.epochs < 1:
+        parser.error("--epochs takes a positive number.")
     return args
 
 
@@ -95,15 +92,12 @@ def main(argv=None) -> None:
         sys.exit("oneDNN's linear operator is not available here (not an x86 build of "
                  "PyTorch with oneDNN): every product already runs with F.linear.")
     torch.set_num_threads(args.threads)
-    folder = Path(tempfile.mkdtemp(prefix="rechub-linear-backends-"))
-    try:
-        write_data(folder, args.rows, args.seed, "real", 1.0)
+    with synthetic_folder("rechub-linear-backends-", args.rows, args.seed, "real",
+                          1.0) as (folder, _):
         print(f"synthetic Ali-CCP (real rates and vocabularies): {args.rows:,} rows, seed "
               f"{args.seed}; batch {BATCH_SIZE}, {args.threads} thread(s), {args.epochs} timed "
               f"epochs per library", flush=True)
         results = {m: measure(m, folder, args.epochs, args.seed, onednn) for m in args.models}
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
     header = (f"{'model':<6} {'what':<8} {'MKL samples/s':>14} {'oneDNN samples/s':>17} "
               f"{'oneDNN / MKL':>13}")
     print("\n" + header)
