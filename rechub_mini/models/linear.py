@@ -18,13 +18,14 @@ Used by the towers, gates and experts of tutorials/*/02_esmm.ipynb and 03_mmoe.i
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-def find_onednn_linear():
+def find_onednn_linear() -> Callable | None:
     """oneDNN's linear operator, or None where PyTorch lacks it or it gives a wrong answer."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return None  # elsewhere the vendor problem does not arise and oneDNN is not measured
