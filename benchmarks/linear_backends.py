@@ -23,27 +23,18 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_torch_rechub import MODELS, setup_rechub_mini, synthetic_folder  # noqa: E402
+from compare_torch_rechub import (MODELS, fastest_predict, setup_rechub_mini,  # noqa: E402
+                                  synthetic_folder)
 
 from rechub_mini.models import linear as linear_module  # noqa: E402
 
 BACKENDS = ["MKL", "oneDNN"]
-LR, WEIGHT_DECAY, BATCH_SIZE, PREDICT_TIMINGS = 1e-3, 1e-5, 1024, 5
+LR, WEIGHT_DECAY, BATCH_SIZE = 1e-3, 1e-5, 1024
 
 
 def use(backend: str, onednn) -> None:
     """Route every layer product of the models to one library."""
     linear_module.ONEDNN_LINEAR = onednn if backend == "oneDNN" else None
-
-
-def predict_seconds(setup) -> tuple[float, np.ndarray]:
-    """The fastest of PREDICT_TIMINGS predictions of the test split, and the predictions."""
-    best = float("inf")
-    for _ in range(PREDICT_TIMINGS):
-        start = time.perf_counter()
-        predictions = setup.predict()
-        best = min(best, time.perf_counter() - start)
-    return best, predictions
 
 
 def measure(model: str, data_dir: Path, epochs: int, seed: int, onednn) -> dict:
@@ -60,10 +51,10 @@ def measure(model: str, data_dir: Path, epochs: int, seed: int, onednn) -> dict:
         setup.train_epoch(epoch)
         train[backend].append(setup.train_rows / (time.perf_counter() - start))
         outputs = {}
-        for other in (backend, BACKENDS[epoch % 2]):
-            use(other, onednn)
-            seconds, outputs[other] = predict_seconds(setup)
-            predict[other].append(len(setup.click) / seconds)
+        for library in (backend, BACKENDS[epoch % 2]):  # this epoch's first, then the other
+            use(library, onednn)
+            seconds, outputs[library] = fastest_predict(setup)
+            predict[library].append(len(setup.click) / seconds)
         largest_difference = max(largest_difference,
                                  float(np.abs(outputs["MKL"] - outputs["oneDNN"]).max()))
     use("oneDNN", onednn)
