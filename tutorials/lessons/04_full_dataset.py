@@ -301,15 +301,21 @@ torchrun --nnodes=2 --nproc_per_node=4 --rdzv_backend=c10d --rdzv_endpoint=HOST:
 开销，而不是加速。
 """),
     code("""
+import socket
 import subprocess
 import sys
 
+with socket.socket() as probe:  # a port no other program is using, on this machine only
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
 command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           "--master_addr=127.0.0.1", "--master_port=29561", "-m", "rechub_mini", "train",
+           "--master_addr=127.0.0.1", f"--master_port={port}", "-m", "rechub_mini", "train",
            "--model", "esmm", "--data", str(full), "--epochs", "1", "--seed", "2022"]
 result = subprocess.run(command, capture_output=True, text=True)
 print("exit status:", result.returncode)
 print(result.stdout.replace(str(full), "DATA"))
+if result.returncode != 0:  # what went wrong is in the processes' error output
+    print(result.stderr[-3000:])
 """),
     md(en="""
 ## Exercises
