@@ -28,9 +28,11 @@ from .errors import CheckpointError, DataError, TrainingError
 from .metrics import TaskScores, task_scores
 from .models.base import MultiTaskModel, TaskHeadsModel
 from .models.layers import ids_checked
-from .optim import DenseAdam, EmbeddingAdam, flush_subnormals
+from .optim import DenseAdam, EmbeddingAdam, flush_tiny_values
 
 PROGRESS_ENV = "RECHUB_MINI_PROGRESS"
+# steps between two flushes of the tiny dense weights and moments (flush_tiny_values)
+FLUSH_EVERY = 100
 BEST_FILE = "model.pth"      # the best weights so far: what load_model reads
 RESUME_FILE = "resume.pth"   # everything after the last finished epoch: what resume reads
 ADAM_OPTIONS = {"lr", "betas", "eps"}
@@ -186,8 +188,7 @@ class MTLTrainer:
             loader.check_features(self.model.features)
         with ids_checked(self.model, checked):
             sums, steps = self._train_steps(loader, epoch)
-        # weight decay leaves dead units' weights subnormal, which slows every later pass
-        flush_subnormals(self.dense_parameters)
+        self._flush_tiny_values()
         means = torch.stack([s / max(steps, 1) for s in sums.values()]).float()
         if self.world_size > 1:  # every process reports the mean over all of them
             means = distributed.gather_rows(means[None]).mean(0)
@@ -216,7 +217,17 @@ class MTLTrainer:
             for name, value in parts.items():
                 sums[name] = sums.get(name, 0.0) + value.detach()
             steps += 1
+            if steps % FLUSH_EVERY == 0:
+                self._flush_tiny_values()
         return sums, steps
+
+    def _flush_tiny_values(self) -> None:
+        """Zero the dense weights and Adam first moments that weight decay drove close to the
+        subnormal range, where CPUs compute slowly (see flush_tiny_values)."""
+        dense_state = self.optimizers[0].state
+        flush_tiny_values(self.dense_parameters + [dense_state[p]["exp_avg"]
+                                                   for p in self.dense_parameters
+                                                   if "exp_avg" in dense_state[p]])
 
     def fit(self, train_dataloader: BatchLoader, val_dataloader: BatchLoader | None = None,
             resume: bool = False) -> dict:

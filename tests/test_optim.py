@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from rechub_mini import ESMM, SparseFeature
-from rechub_mini.optim import (NARROW_ROWS, DenseAdam, EmbeddingAdam, flush_subnormals,
+from rechub_mini.optim import (NARROW_ROWS, DenseAdam, EmbeddingAdam, flush_tiny_values,
                                merge_repeated_rows, sum_rows)
 
 
@@ -194,30 +194,45 @@ def test_dense_adam_continues_from_a_torch_adam_state():
         assert torch.equal(p, expected)
 
 
-def test_flush_subnormals_zeroes_only_subnormal_entries():
-    small = torch.finfo(torch.float32).tiny  # the smallest normal float32
-    weights = torch.tensor([1e-39, -3e-42, small, -small, -1.0, 0.0, 5e-30, 2.5])
-    flush_subnormals([weights])
-    assert torch.equal(weights, torch.tensor([0.0, 0.0, small, -small, -1.0, 0.0, 5e-30, 2.5]))
-    doubles = torch.tensor([1e-310, 1e-300, 1e-39], dtype=torch.float64)  # 1e-39 is normal here
+def test_flush_zeroes_only_entries_below_the_square_root_of_the_smallest_normal():
+    small = torch.finfo(torch.float32).tiny  # the smallest normal float32; its root is 1.08e-19
+    weights = torch.tensor([1e-39, -3e-42, small, -small, 5e-30, -1e-19, 2e-19, -1.0, 0.0, 2.5])
+    flush_tiny_values([weights])
+    assert torch.equal(weights, torch.tensor([0.0] * 6 + [2e-19, -1.0, 0.0, 2.5]))
+    # float64's threshold is its own (1.5e-154); integers are left alone
+    doubles = torch.tensor([1e-310, 1e-160, 1e-150, 1e-39], dtype=torch.float64)
     ids = torch.tensor([0, 1, 2])
-    flush_subnormals([doubles, ids])
-    assert doubles.tolist() == [0.0, 1e-300, 1e-39] and ids.tolist() == [0, 1, 2]
+    flush_tiny_values([doubles, ids])
+    assert doubles.tolist() == [0.0, 0.0, 1e-150, 1e-39] and ids.tolist() == [0, 1, 2]
 
 
-def test_flushed_subnormal_weights_leave_predictions_unchanged_bit_for_bit():
+def test_adam_leaves_a_flushed_dead_unit_at_zero():
+    """A weight and first moment at 0 with no gradient stay exactly 0, weight decay or not."""
+    weight = nn.Parameter(torch.tensor([[0.0, 0.5], [0.0, -0.3]]))
+    opt = DenseAdam([weight], lr=0.01, weight_decay=1e-5)
+    for _ in range(50):
+        weight.grad = torch.tensor([[0.0, 0.2], [0.0, -0.1]])
+        opt.step()
+    assert weight[:, 0].tolist() == [0.0, 0.0] and opt.state[weight]["exp_avg"][:, 0].tolist() == [0.0, 0.0]
+    assert (weight[:, 1] - torch.tensor([0.5, -0.3])).abs().min() > 0.1  # the live ones moved
+
+
+def test_flushed_tiny_weights_leave_predictions_unchanged_bit_for_bit():
     torch.manual_seed(0)
     features = [SparseFeature("u", 30, 8), SparseFeature("i", 20, 8)]
     model = ESMM(features[:1], features[1:], {"dims": [16, 8]}, {"dims": [16, 8]}).eval()
     first = model.ctr_tower.net[0]
-    with torch.no_grad():  # two dead units whose weights decayed into the subnormal range
+    with torch.no_grad():  # dead units whose weights decayed to the subnormal range and above
         first.weight[:2] = torch.randn(2, 16).sign() * torch.rand(2, 16) * 1e-39
-        first.bias[:2] = -0.1
+        first.weight[2] = torch.randn(16).sign() * torch.rand(16) * 1e-25
+        first.bias[:3] = -0.1
         model.cvr_tower.net[0].weight[3, ::2] = 3e-41
+        model.cvr_tower.net[0].weight[4, ::2] = -5e-20
     x = {"u": torch.randint(0, 30, (500,)), "i": torch.randint(0, 20, (500,))}
     with torch.no_grad():
         before = model(x)
-        flush_subnormals(model.parameters())
+        flush_tiny_values(model.parameters())
         after = model(x)
-    assert int((first.weight[:2] != 0).sum()) == 0
+    assert int((first.weight[:3] != 0).sum()) == 0
+    assert int((model.cvr_tower.net[0].weight[3:5, ::2] != 0).sum()) == 0
     assert torch.equal(before, after)

@@ -9,6 +9,7 @@ from rechub_mini import (ESMM, MMOE, CheckpointError, DataError, DataGenerator, 
                          MTLTrainer, SparseFeature, TrainingError, load_model)
 from rechub_mini.data import BatchLoader
 from rechub_mini.optim import EmbeddingAdam
+from rechub_mini import trainer as trainer_module
 from rechub_mini.trainer import PROGRESS_ENV, show_progress
 
 FEATURES = [SparseFeature("u", 50, 8), SparseFeature("i", 40, 8), DenseFeature("d")]
@@ -186,14 +187,29 @@ def test_loaders_are_checked_once_and_batches_then_skip_the_id_check():
         trainer.model({k: torch.as_tensor(v) for k, v in x.items()})
 
 
-def test_each_epoch_ends_with_no_subnormal_dense_weights():
+def test_each_epoch_ends_with_no_tiny_dense_weights():
     train, _, _ = loaders(n=600, batch_size=128)
     # lr 0: the steps leave every weight as it is, so only the flush can clear them
     trainer = MTLTrainer(mmoe(), optimizer_params={"lr": 0.0}, progress=False, verbose=False)
     experts = trainer.model.experts.weights[0]
     with torch.no_grad():
         experts[0, :, :3] = 1e-40
+        experts[0, :, 3] = -1e-25
     kept = experts[1:].clone()
     trainer.train_one_epoch(train, 0)
-    assert int((experts[0, :, :3] != 0).sum()) == 0
+    assert int((experts[0, :, :4] != 0).sum()) == 0
     assert torch.equal(experts[1:], kept)
+
+
+def test_tiny_weights_and_moments_are_flushed_every_flush_every_steps(monkeypatch):
+    train, _, _ = loaders(n=2 * trainer_module.FLUSH_EVERY * 16 + 16 * 10, batch_size=16)
+    trainer = MTLTrainer(mmoe(), progress=False, verbose=False)
+    flushed = []
+    monkeypatch.setattr(trainer_module, "flush_tiny_values",
+                        lambda tensors: flushed.append(list(tensors)))
+    trainer.train_one_epoch(train, 0)  # 210 steps: after steps 100 and 200, and at the end
+    assert len(flushed) == 3
+    dense = trainer.dense_parameters
+    moments = [trainer.optimizers[0].state[p]["exp_avg"] for p in dense]
+    assert all(len(f) == 2 * len(dense) for f in flushed)
+    assert all(a is b for a, b in zip(flushed[-1], dense + moments))
