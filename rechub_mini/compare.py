@@ -51,14 +51,16 @@ def make_loaders(data: AliCCP, features: Sequence[Feature], labels: Sequence[str
 
 
 def fit_model(model: MultiTaskModel, loaders: Loaders, lr: float = 3e-3, n_epoch: int = 10,
-              patience: int = 2, seed: int = 0, verbose: bool = False) -> MTLTrainer:
+              patience: int = 2, seed: int = 0, verbose: bool = False,
+              start_at_base_rates: bool = True) -> MTLTrainer:
     """Train with early stopping on the validation split; the trainer keeps the best weights.
 
-    The history is `trainer.history`; the model is `trainer.model`.
+    The history is `trainer.history`; the model is `trainer.model`. `start_at_base_rates` is
+    MTLTrainer's option of that name.
     """
     trainer = MTLTrainer(model, optimizer_params={"lr": lr, "weight_decay": 1e-5},
                          n_epoch=n_epoch, earlystop_patience=patience, seed=seed,
-                         verbose=verbose)
+                         verbose=verbose, start_at_base_rates=start_at_base_rates)
     trainer.fit(loaders[0], loaders[1])
     return trainer
 
@@ -81,7 +83,8 @@ def gate_difference(weights: np.ndarray) -> float:
 
 def relatedness_sweep(builders: Mapping[str, Callable[[list[Feature]], MultiTaskModel]],
                       relatedness: Sequence[float] = (0.9, 0.3, -0.5), rows: int = 30_000,
-                      seed: int = 0, n_epoch: int = 10, patience: int = 2) -> pd.DataFrame:
+                      seed: int = 0, n_epoch: int = 10, patience: int = 2,
+                      start_at_base_rates: bool = True) -> pd.DataFrame:
     """For each `task_relatedness`, draw synthetic data and train every model on purchase and
     click (all impressions); one row per (relatedness, model) with test AUCs.
 
@@ -89,7 +92,8 @@ def relatedness_sweep(builders: Mapping[str, Callable[[list[Feature]], MultiTask
     stops early on the validation purchase AUC (task 0) after `patience` epochs without gain. The
     "oracle" rows hold the AUCs of the true probabilities, "true corr" the correlation of the
     true click and purchase probabilities, "best epoch" the epoch whose weights were kept,
-    "gate difference" `gate_difference` for models with gates (MMoE).
+    "gate difference" `gate_difference` for models with gates (MMoE). `start_at_base_rates` is
+    MTLTrainer's option of that name.
     """
     labels = ["purchase", "click"]
     out = []
@@ -106,7 +110,7 @@ def relatedness_sweep(builders: Mapping[str, Callable[[list[Feature]], MultiTask
         loaders = make_loaders(data, features, labels)
         for name, build in builders.items():
             trainer = fit_model(build(features), loaders, n_epoch=n_epoch, patience=patience,
-                                seed=seed)
+                                seed=seed, start_at_base_rates=start_at_base_rates)
             row = {"relatedness": r, "true corr": corr, "model": name,
                    **trainer.evaluate(trainer.model, loaders[2]).as_dict(),
                    "best epoch": trainer.history["best_epoch"]}
