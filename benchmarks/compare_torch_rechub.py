@@ -22,7 +22,9 @@ Method
   4. Training time: the benchmark runs the epochs itself and times each call of the
      trainer's `train_one_epoch`, the method both `fit`s call once per epoch. What `fit` adds
      around it (torch-rechub's obligatory validation pass, early-stopping bookkeeping,
-     checkpoint writes) is not run, so it is timed on neither side. Train samples/s = train
+     checkpoint writes) is not run, so it is timed on neither side; what rechub_mini's `fit`
+     does once before its first epoch (input checks, outputs started at the labels' base
+     rates) runs in the untimed setup. Train samples/s = train
      rows x epochs / the summed epoch times; "best epoch" = train rows / the fastest single
      epoch, the better estimate on a machine that other jobs share (see the CPU and load
      lines printed with the table).
