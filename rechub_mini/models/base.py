@@ -6,9 +6,8 @@ label and which rows score each task (`targets`), and checks that labels fit it
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import math
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
