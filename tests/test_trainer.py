@@ -7,9 +7,9 @@ import torch
 
 from rechub_mini import (ESMM, MMOE, CheckpointError, DataError, DataGenerator, DenseFeature,
                          MTLTrainer, SparseFeature, TrainingError, load_model)
+from rechub_mini import trainer as trainer_module
 from rechub_mini.data import BatchLoader
 from rechub_mini.optim import EmbeddingAdam
-from rechub_mini import trainer as trainer_module
 from rechub_mini.trainer import PROGRESS_ENV, show_progress
 
 FEATURES = [SparseFeature("u", 50, 8), SparseFeature("i", 40, 8), DenseFeature("d")]
@@ -201,7 +201,7 @@ def test_each_epoch_ends_with_no_tiny_dense_weights():
     assert torch.equal(experts[1:], kept)
 
 
-def test_tiny_weights_and_moments_are_flushed_every_flush_every_steps(monkeypatch):
+def test_tiny_weights_and_moments_are_also_flushed_during_an_epoch(monkeypatch):
     train, _, _ = loaders(n=2 * trainer_module.FLUSH_EVERY * 16 + 16 * 10, batch_size=16)
     trainer = MTLTrainer(mmoe(), progress=False, verbose=False)
     flushed = []
