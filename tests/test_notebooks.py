@@ -72,6 +72,26 @@ def test_no_machine_paths_attachments_or_progress_bars(language, lesson):
     assert "it/s]" not in text and "s/it]" not in text
 
 
+# the cells nbval runs without comparing their output (tag nbval-ignore-output), per lesson:
+# the quickstart's 10-epoch ESMM log, whose later epochs' third decimal differs between Intel
+# and AMD CPUs (measured: 0.834 vs 0.835 in epoch 10); the best epoch and the test scores
+# printed after it are the same on both, and they are compared
+NOT_COMPARED = {"00_quickstart": ["history = trainer.fit(train_loader, val_loader)"]}
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_nbval_compares_every_output_but_the_listed_training_logs(language, lesson):
+    cells = code_cells(load(language, lesson))
+    ignored = [i for i, c in enumerate(cells)
+               if "nbval-ignore-output" in c["metadata"].get("tags", [])]
+    assert ["".join(cells[i]["source"]).splitlines()[-1] for i in ignored] == \
+        NOT_COMPARED.get(lesson, [])
+    for i in ignored:  # the run's result is still compared, in the next cell
+        assert "best_epoch" in "".join(cells[i + 1]["source"])
+        assert cells[i + 1]["outputs"]
+
+
 def test_every_lesson_is_listed_in_the_tutorials_readme():
     readme = (TUTORIALS / "README.md").read_text(encoding="utf-8")
     for lesson in LESSONS:
