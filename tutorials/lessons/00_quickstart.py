@@ -154,15 +154,16 @@ history = trainer.fit(train_loader, val_loader)
 """, tags=["nbval-ignore-output"]),
     md(en="""
 On another kind of CPU the log's later epochs can end in a different third decimal (an Intel
-Xeon prints 0.835 where the AMD EPYC that made these outputs prints 0.834): the math
-libraries round differently, and over ten epochs the tiny differences add up. The best
-epoch and its test scores below came out the same on both.
+Xeon prints 0.835 where the AMD EPYC that made these outputs prints 0.834): each processor
+gets its own arithmetic kernels, whose results differ in the last bits, and over ten epochs
+those tiny differences add up. The best epoch and its test scores below came out the same on
+both.
 
 Scores on the test set. The CVR AUC is computed on clicked impressions only, because the
 post-click conversion rate is only defined there; CTR and CTCVR are scored on all
 impressions.
 """, zh="""
-换一种 CPU，日志中后几轮的第三位小数可能不同（生成这些输出的 AMD EPYC 打印 0.834 的地方，Intel Xeon 打印 0.835）：两者的数学库舍入方式不同，十轮下来这些微小差别会累积。下面的最佳轮次及其测试集分数在两种 CPU 上相同。
+换一种 CPU，日志中后几轮的第三位小数可能不同（生成这些输出的 AMD EPYC 打印 0.834 的地方，Intel Xeon 打印 0.835）：每种处理器使用各自的底层运算内核，结果在最后几位二进制上有差别，十轮下来这些微小差别会累积。下面的最佳轮次及其测试集分数在两种 CPU 上相同。
 
 下面是测试集上的分数。CVR AUC 只在被点击的曝光上计算，因为点击后转化率只在那里有定义；CTR 和 CTCVR 在全部曝光上计算。
 """),
