@@ -313,11 +313,10 @@ command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
            "--model", "esmm", "--data", str(full), "--epochs", "1", "--seed", "2022"]
 result = subprocess.run(command, capture_output=True, text=True)
 print("exit status:", result.returncode)
-if result.returncode != 0:  # what went wrong: first the lines that name an error, ...
+if result.returncode != 0:  # what went wrong: the lines that name an error, then the end
     print(*[line for line in result.stderr.splitlines() if "Error" in line][:10], sep="\\n")
-print(result.stdout.replace(str(full), "DATA"))
-if result.returncode != 0:  # ... and the end of the processes' error output
     print(result.stderr[-3000:])
+print(result.stdout.replace(str(full), "DATA"))
 """),
     md(en="""
 ## Exercises
