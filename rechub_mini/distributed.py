@@ -1,15 +1,20 @@
 """Training on several processes with PyTorch's own engine: torchrun + DistributedDataParallel.
 
 `torchrun --nproc_per_node=N -m rechub_mini train ...` starts N processes; each calls
-`init_from_env`, reads its own shard of the batches, and DDP averages the gradients after every
-backward pass. On CPU the backend is gloo, which can all-reduce the sparse embedding gradients;
-on GPU it is nccl, which cannot, so the trainer switches the embeddings to dense gradients
-there. Only rank 0 prints and writes checkpoints; predictions are gathered from every rank so
-that AUCs are computed on the whole split. Taught in tutorials/*/04_full_dataset.ipynb.
+`init_from_env`, reads its own shard of the batches, and the gradients are averaged after every
+backward pass. On CPU the backend is gloo: DDP averages the dense layers' gradients, and
+`average_sparse_gradients` the embedding tables' sparse ones, with plain all-gathers. gloo's
+own sparse all-reduce, which DDP would use for them, corrupted memory now and then (a rank
+died in the backward pass with SIGSEGV or "malloc(): unaligned tcache chunk detected": 8 of 14
+two-process runs of 20 ESMM epochs, 0 of 22 since; benchmarks/README.md, session 10). On GPU
+the backend is nccl, which has no sparse all-reduce, so the trainer switches the embeddings to
+dense gradients there. Only rank 0 prints and writes checkpoints; predictions are gathered from every
+rank so that AUCs are computed on the whole split. Taught in tutorials/*/04_full_dataset.ipynb.
 """
 from __future__ import annotations
 
 import datetime
+import math
 import os
 
 import torch
@@ -46,20 +51,72 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def gather_rows(rows: torch.Tensor) -> torch.Tensor:
-    """Concatenate every rank's rows (possibly different counts) in rank order."""
+def gather_rows(rows: torch.Tensor, counts: list[int] | None = None) -> torch.Tensor:
+    """Concatenate every rank's rows (possibly different counts) in rank order.
+
+    `counts`: each rank's number of rows, when every rank knows them already (saves one
+    exchange); otherwise they are exchanged first.
+    """
     if not is_distributed():
         return rows
     device = torch.device("cuda") if dist.get_backend() == "nccl" else torch.device("cpu")
     local = rows.to(device)
-    counts = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(world_size())]
-    dist.all_gather(counts, torch.tensor([len(local)], device=device))
-    longest = int(max(c.item() for c in counts))
+    if counts is None:
+        gathered = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(world_size())]
+        dist.all_gather(gathered, torch.tensor([len(local)], device=device))
+        counts = [int(c.item()) for c in gathered]
+    longest = max(counts)
+    if longest == 0:
+        return rows[:0]
     padded = torch.zeros((longest, *local.shape[1:]), dtype=local.dtype, device=device)
     padded[:len(local)] = local
     parts = [torch.empty_like(padded) for _ in range(world_size())]
     dist.all_gather(parts, padded)
-    return torch.cat([p[:int(c.item())] for p, c in zip(parts, counts)]).to(rows.device)
+    return torch.cat([p[:c] for p, c in zip(parts, counts)]).to(rows.device)
+
+
+def average_sparse_gradients(params: list[torch.Tensor]) -> None:
+    """Replace each parameter's sparse gradient by the average over all ranks.
+
+    Every rank sends one message with its (row id, gradient row) pairs of all tables, the values
+    already divided by the number of ranks, and receives every rank's message: two all-gathers
+    per step (the message sizes, then the messages), since each collective costs more here than
+    the bytes it moves. Ids that several ranks used stay repeated; EmbeddingAdam sums them, as
+    it sums ids repeated within one batch. Every rank ends with the same gradient. A table no
+    rank used keeps its gradient (None), so that EmbeddingAdam skips it as in one process.
+    """
+    if not is_distributed() or not params:
+        return
+    world = world_size()
+    grads = [p.grad if p.grad is not None else
+             torch.sparse_coo_tensor(torch.empty(1, 0, dtype=torch.long),
+                                     p.new_empty(0, *p.shape[1:]), p.shape) for p in params]
+    # the message as bytes: all tables' row ids (int64), then each table's values
+    parts = [torch.cat([g._indices()[0] for g in grads])]
+    parts += [g._values().reshape(-1) / world for g in grads]
+    message = torch.cat([part.view(torch.uint8) for part in parts])
+    padding = -len(message) % 8  # every rank's message starts 8-byte aligned for the ids
+    message = torch.cat([message, message.new_zeros(padding)])
+    counts = gather_rows(torch.tensor([[len(message)] + [g._nnz() for g in grads]]),
+                         [1] * world).tolist()  # per rank: message bytes, then rows per table
+    received = gather_rows(message, [row[0] for row in counts])
+    ids, values, start = [[] for _ in params], [[] for _ in params], 0
+    for row in counts:
+        rows = row[1:]
+        rank_ids = received[start:start + 8 * sum(rows)].view(torch.long).split(rows)
+        offset = start + 8 * sum(rows)
+        for t, (n, param) in enumerate(zip(rows, params)):
+            size = n * math.prod(param.shape[1:]) * param.element_size()
+            values[t].append(received[offset:offset + size].view(param.dtype))
+            ids[t].append(rank_ids[t])
+            offset += size
+        start += row[0]
+    for t, param in enumerate(params):
+        if not any(len(part) for part in ids[t]):
+            continue  # no rank used this table: its gradient stays as it was (None: no step)
+        param.grad = torch.sparse_coo_tensor(torch.cat(ids[t])[None],
+                                             torch.cat(values[t]).view(-1, *param.shape[1:]),
+                                             param.shape, check_invariants=False)
 
 
 def shut_down() -> None:

@@ -151,9 +151,15 @@ class MTLTrainer:
                                    for p in group["params"]]
         self.dense_parameters = [p for group in self.optimizers[0].param_groups
                                  for p in group["params"]]
+        self.sparse_parameters = sparse
         self.loss_module: nn.Module = LossModule(self.model)
         if self.world_size > 1:
             ids = [self.device.index or 0] if self.device.type == "cuda" else None
+            # DDP averages the dense gradients; the sparse ones are averaged after the backward
+            # pass by distributed.average_sparse_gradients (see rechub_mini/distributed.py)
+            nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+                self.loss_module, [name for name, p in self.loss_module.named_parameters()
+                                   if any(p is q for q in sparse)])
             self.loss_module = nn.parallel.DistributedDataParallel(self.loss_module, device_ids=ids)
         self.history: dict = {}
         self._leak_checked: set[int] = set()
@@ -212,6 +218,8 @@ class MTLTrainer:
             for param in self.trained_parameters:
                 param.grad = None
             total.backward()
+            if self.world_size > 1:
+                distributed.average_sparse_gradients(self.sparse_parameters)
             for opt in self.optimizers:
                 opt.step()
             for name, value in parts.items():

@@ -84,3 +84,47 @@ def test_a_crashing_rank_ends_the_run_with_an_error(tmp_path, sample_dir):
     result, _ = launch(tmp_path, sample_dir, 2, crash_rank=1, timeout=240)
     assert result.returncode != 0
     assert "rank 1 crashes on purpose" in result.stderr
+
+
+GRADIENT_SCRIPT = textwrap.dedent('''
+    import sys
+    import torch
+    from rechub_mini import distributed
+
+    out = sys.argv[1]
+    distributed.init_from_env("cpu")
+    rank = distributed.rank()
+    torch.manual_seed(rank)
+    wide, narrow, unused = (torch.zeros(50, 3, requires_grad=True),
+                            torch.zeros(20, 2, requires_grad=True),
+                            torch.zeros(10, 4, requires_grad=True))
+    # rank 0 repeats ids; rank 1 gives the narrow table no rows; nobody uses the last table
+    wide_ids = torch.tensor([1, 7, 7, 49, 1]) if rank == 0 else torch.tensor([7, 30])
+    narrow_ids = torch.tensor([0, 19, 0]) if rank == 0 else torch.tensor([], dtype=torch.long)
+    wide.grad = torch.sparse_coo_tensor(wide_ids[None], torch.randn(len(wide_ids), 3), (50, 3))
+    narrow.grad = torch.sparse_coo_tensor(narrow_ids[None], torch.randn(len(narrow_ids), 2),
+                                          (20, 2))
+    torch.save([wide.grad.to_dense(), narrow.grad.to_dense()], f"{out}/before{rank}.pt")
+    distributed.average_sparse_gradients([wide, narrow, unused])
+    assert wide.grad.is_sparse and narrow.grad.is_sparse and unused.grad is None
+    torch.save([wide.grad.to_dense(), narrow.grad.to_dense()], f"{out}/after{rank}.pt")
+    distributed.shut_down()
+''')
+
+
+def test_sparse_gradients_are_averaged_over_the_ranks(tmp_path):
+    script = tmp_path / "grads.py"
+    script.write_text(GRADIENT_SCRIPT)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+               "--master_addr=127.0.0.1", f"--master_port={free_port()}", str(script),
+               str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, RECHUB_MINI_DIST_TIMEOUT_MIN="2"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    before = [torch.load(tmp_path / f"before{r}.pt") for r in (0, 1)]
+    after = [torch.load(tmp_path / f"after{r}.pt") for r in (0, 1)]
+    for table in (0, 1):
+        mean = (before[0][table] + before[1][table]) / 2
+        assert mean.abs().sum() > 0
+        for rank in (0, 1):
+            torch.testing.assert_close(after[rank][table], mean)
