@@ -8,8 +8,9 @@ own sparse all-reduce, which DDP would use for them, corrupted memory now and th
 died in the backward pass with SIGSEGV or "malloc(): unaligned tcache chunk detected": 8 of 14
 two-process runs of 20 ESMM epochs, 0 of 22 since; benchmarks/README.md, session 10). On GPU
 the backend is nccl, which has no sparse all-reduce, so the trainer switches the embeddings to
-dense gradients there. Only rank 0 prints and writes checkpoints; predictions are gathered from every
-rank so that AUCs are computed on the whole split. Taught in tutorials/*/04_full_dataset.ipynb.
+dense gradients there. Only rank 0 prints and writes checkpoints; predictions are gathered
+from every rank so that AUCs are computed on the whole split. Taught in
+tutorials/*/04_full_dataset.ipynb.
 """
 from __future__ import annotations
 
