@@ -104,8 +104,8 @@ def average_sparse_gradients(params: list[torch.Tensor]) -> None:
     ids, values, start = [[] for _ in params], [[] for _ in params], 0
     for row in counts:
         rows = row[1:]
-        rank_ids = received[start:start + 8 * sum(rows)].view(torch.long).split(rows)
-        offset = start + 8 * sum(rows)
+        offset = start + 8 * sum(rows)  # where this rank's values begin
+        rank_ids = received[start:offset].view(torch.long).split(rows)
         for t, (n, param) in enumerate(zip(rows, params)):
             size = n * math.prod(param.shape[1:]) * param.element_size()
             values[t].append(received[offset:offset + size].view(param.dtype))

@@ -46,17 +46,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def torchrun_command(nproc, script):
+    return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
+            "--master_addr=127.0.0.1", f"--master_port={free_port()}", str(script)]
+
+
 def launch(tmp_path, sample_dir, nproc, crash_rank=-1, timeout=300):
     script = tmp_path / "job.py"
     script.write_text(SCRIPT)
     out = tmp_path / f"out{nproc}"
     out.mkdir()
     env = dict(os.environ, RECHUB_MINI_DIST_TIMEOUT_MIN="2", OMP_NUM_THREADS="1")
-    if nproc == 1:
-        command = [sys.executable, str(script)]
-    else:
-        command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-                   "--master_addr=127.0.0.1", f"--master_port={free_port()}", str(script)]
+    command = [sys.executable, str(script)] if nproc == 1 else torchrun_command(nproc, script)
     result = subprocess.run(command + [str(sample_dir), str(out), str(crash_rank)],
                             capture_output=True, text=True, env=env, timeout=timeout)
     return result, out
@@ -115,10 +116,7 @@ GRADIENT_SCRIPT = textwrap.dedent('''
 def test_sparse_gradients_are_averaged_over_the_ranks(tmp_path):
     script = tmp_path / "grads.py"
     script.write_text(GRADIENT_SCRIPT)
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-               "--master_addr=127.0.0.1", f"--master_port={free_port()}", str(script),
-               str(tmp_path)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120,
+    result = subprocess.run(torchrun_command(2, script) + [str(tmp_path)], capture_output=True, text=True, timeout=120,
                             env=dict(os.environ, RECHUB_MINI_DIST_TIMEOUT_MIN="2"))
     assert result.returncode == 0, result.stderr[-3000:]
     before = [torch.load(tmp_path / f"before{r}.pt") for r in (0, 1)]

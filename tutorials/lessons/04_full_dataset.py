@@ -256,7 +256,8 @@ On CPUs (the gloo backend) DDP averages the dense layers' gradients, and the emb
 tables' sparse gradients are exchanged by `average_sparse_gradients` in
 `rechub_mini/distributed.py`: every process sends the rows its batch used, and all of them
 apply the same average. On GPUs (`--device cuda`) the nccl backend is used, which has no
-sparse exchange, so the embeddings switch to dense gradients there. `--batch-size` is the batch over all processes.
+sparse all-reduce, so the embeddings switch to dense gradients there. `--batch-size` is the
+batch over all processes.
 
 ```bash
 # one machine, 2 processes
@@ -289,7 +290,7 @@ processes measure the overhead of synchronisation, not a speed-up.
 数组中读取属于自己的那部分批次；只有 0 号进程打印输出并写检查点；预测结果从所有进程收集起来，
 因此 AUC 覆盖整个划分。在 CPU 上（gloo 后端），DDP 对稠密层的梯度求平均，嵌入表的稀疏梯度则由
 `rechub_mini/distributed.py` 中的 `average_sparse_gradients` 交换：每个进程发送自己批次用到的行，
-所有进程应用同样的平均值。在 GPU 上（`--device cuda`）使用 nccl 后端，它不支持稀疏交换，所以嵌入会
+所有进程应用同样的平均值。在 GPU 上（`--device cuda`）使用 nccl 后端，它不支持稀疏 all-reduce，所以嵌入会
 改用稠密梯度。
 `--batch-size` 是所有进程加起来的批大小。
 
