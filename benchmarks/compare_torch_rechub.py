@@ -24,10 +24,10 @@ Method
      around it (torch-rechub's obligatory validation pass, early-stopping bookkeeping,
      checkpoint writes) is not run, so it is timed on neither side; what rechub_mini's `fit`
      does once before its first epoch (input checks, outputs started at the labels' base
-     rates) runs in the untimed setup. Train samples/s = train
-     rows x epochs / the summed epoch times; "best epoch" = train rows / the fastest single
-     epoch, the better estimate on a machine that other jobs share (see the CPU and load
-     lines printed with the table).
+     rates) runs in the untimed setup. Train samples/s = train rows x epochs / the summed
+     epoch times; "best epoch" = train rows / the run's fastest epoch so far (the table
+     shows its median over the rounds), the better estimate on a machine that other jobs
+     share (see the CPU and load lines printed with the table).
   5. After each epoch listed in `--epochs` (one training run; no separate 1-epoch run), the
      trainer's `predict` is timed over the test split (eval samples/s: the fastest of five
      passes) and the AUCs are computed here from its predictions, the same way for both:
@@ -392,8 +392,9 @@ def print_conditions(summary: dict, runs: list[dict]) -> None:
           f"error of an AUC near 0.75 there: " + ", ".join(
               f"{name} {fmt(se, 3)}" for name, se in errors.items()))
     print(f"medians of {max(r['repeats'] for r in summary.values())} round(s), round r "
-          f"trained with seed {runs[0]['seed']} + r; best epoch = the fastest single epoch of "
-          f"any round; eval = the fastest of {PREDICT_TIMINGS} predict passes")
+          f"trained with seed {runs[0]['seed']} + r; best epoch = each round's fastest epoch "
+          f"(up to that one), median over the rounds; eval = the fastest of {PREDICT_TIMINGS} "
+          f"predict passes")
     print("CPU-seconds per second while training (median; up to the thread count) and the "
           "1-minute load average after each run:")
     for model in MODELS:
