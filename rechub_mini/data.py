@@ -159,10 +159,13 @@ class BatchLoader:
     row order.
     """
 
-    def __init__(self, x: Mapping, y=None, batch_size: int = 1024, shuffle: bool = False,
-                 seed: int = 0, drop_last: bool = False) -> None:
+    def __init__(self, x: Mapping | pd.DataFrame, y=None, batch_size: int = 1024,
+                 shuffle: bool = False, seed: int = 0, drop_last: bool = False) -> None:
+        if isinstance(x, pd.DataFrame):  # a table is a dict of its columns
+            x = {name: x[name] for name in x.columns}
         if not isinstance(x, Mapping) or not x:
-            raise DataError("x must be a non-empty dict {feature name: column values}.")
+            raise DataError("x must be a non-empty dict {feature name: column values} or a "
+                            "DataFrame with one column per feature.")
         if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
             raise DataError(f"batch_size must be a positive integer, got {batch_size!r}.")
         arrays = {str(name): column_to_numpy(str(name), v) for name, v in x.items()}
@@ -360,16 +363,16 @@ class DataGenerator:
     """Builds train/val/test `BatchLoader`s from dicts of columns, as torch-rechub's does.
 
     Args:
-        x: dict {feature name: column values} for training.
+        x: dict {feature name: column values} for training, or a DataFrame with those columns.
         y: labels, rows x tasks (1-D for one task).
     """
 
-    def __init__(self, x: Mapping, y) -> None:
+    def __init__(self, x: Mapping | pd.DataFrame, y) -> None:
         self.x = x
         self.y = y
 
-    def generate_dataloader(self, x_val: Mapping | None = None, y_val=None,
-                            x_test: Mapping | None = None, y_test=None,
+    def generate_dataloader(self, x_val: Mapping | pd.DataFrame | None = None, y_val=None,
+                            x_test: Mapping | pd.DataFrame | None = None, y_test=None,
                             split_ratio: Sequence[float] | None = None, batch_size: int = 16,
                             num_workers: int = 0, seed: int = 0, shuffle: bool = True):
         """Return `(train_loader, val_loader, test_loader)`.

@@ -255,6 +255,7 @@ class MTLTrainer:
                 loader.shard(self.rank, self.world_size)
         if resume and self.model_path is None:
             raise DataError("resume=True needs model_path: the folder the interrupted run saved to.")
+        self._prepare_model_folder()
         if self.seed is not None:
             torch.manual_seed(self.seed)
             train_dataloader.seed = self.seed
@@ -313,6 +314,24 @@ class MTLTrainer:
     def _print(self, line: str) -> None:
         if self.verbose and self.rank == 0:
             print(line)
+
+    def _prepare_model_folder(self) -> None:
+        """Create model_path before the first epoch, so that a folder the checkpoints cannot be
+        written to fails now, not after an epoch of training."""
+        if self.model_path is None or self.rank != 0:
+            return
+        folder = os.fspath(self.model_path)
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise DataError(f"model_path {folder!r} is a file; give a folder for model.pth and "
+                            f"resume.pth (it is created if missing).")
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as err:
+            raise DataError(f"Cannot create the model folder {folder!r} ({err.strerror}); give "
+                            f"a folder you can write to.") from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise DataError(f"The model folder {folder!r} is not writable; give a folder you can "
+                            f"write to.")
 
     def _path(self, name: str) -> str:
         return os.path.join(self.model_path, name)

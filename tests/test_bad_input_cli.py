@@ -81,3 +81,12 @@ def test_purchase_without_click_rows_are_dropped_and_training_goes_on(data_dir, 
     with pytest.warns(UserWarning, match="dropped 1 rows with purchase = 1 but click = 0"):
         assert main(["train", "--data", str(data_dir), "--epochs", "1"]) == 0
     assert "train 399 rows" in capsys.readouterr().out
+
+
+def test_a_save_folder_that_is_a_file_fails_before_training(data_dir, tmp_path, capsys):
+    taken = tmp_path / "results.csv"
+    taken.write_text("a file the user keeps")
+    assert main(["train", "--data", str(data_dir), "--epochs", "1", "--save", str(taken)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ") and "is a file; give a folder" in captured.err
+    assert "epoch 1" not in captured.out and taken.read_text() == "a file the user keeps"

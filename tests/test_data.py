@@ -127,6 +127,20 @@ def test_data_generator_with_given_splits_and_with_split_ratio():
         DataGenerator(x, y).generate_dataloader(split_ratio=[0.9, 0.2])
 
 
+def test_a_dataframe_is_taken_as_its_columns():
+    x = {"a": np.arange(50) % 7, "d": np.linspace(0, 1, 50, dtype=np.float32)}
+    y = np.arange(50) % 2
+    from_frame = DataGenerator(pd.DataFrame(x), y).generate_dataloader(split_ratio=[0.6, 0.2],
+                                                                      batch_size=8)
+    from_dict = DataGenerator(x, y).generate_dataloader(split_ratio=[0.6, 0.2], batch_size=8)
+    for frame_loader, dict_loader in zip(from_frame, from_dict):
+        assert frame_loader.x.keys() == dict_loader.x.keys()
+        for (xf, yf), (xd, yd) in zip(frame_loader, dict_loader, strict=True):
+            assert all(torch.equal(xf[k], xd[k]) for k in xd) and torch.equal(yf, yd)
+    with pytest.raises(DataError, match="dict .* or a DataFrame"):
+        BatchLoader([[1, 2], [3, 4]])
+
+
 def test_memory_mapped_columns_are_used_without_copying(tmp_path):
     np.save(tmp_path / "ids.npy", np.arange(10, dtype=np.int32))
     ids = np.load(tmp_path / "ids.npy", mmap_mode="r")

@@ -118,6 +118,24 @@ def test_damaged_checkpoint_and_mismatched_features_get_clear_errors(tmp_path):
         load_model(tmp_path)
 
 
+def test_a_model_folder_that_cannot_be_used_fails_before_the_first_epoch(tmp_path, monkeypatch):
+    train, _, _ = loaders(n=500)
+    trained = []
+    monkeypatch.setattr(MTLTrainer, "train_one_epoch", lambda self, *a: trained.append(1) or {})
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    cases = [(a_file, "is a file; give a folder"),
+             (a_file / "run", r"Cannot create the model folder .*; give a folder you can write")]
+    for folder, message in cases:
+        with pytest.raises(DataError, match=message):
+            MTLTrainer(mmoe(), n_epoch=1, model_path=folder, verbose=False).fit(train)
+    monkeypatch.setattr(trainer_module.os, "access", lambda *a: False)
+    with pytest.raises(DataError, match="is not writable"):
+        MTLTrainer(mmoe(), n_epoch=1, model_path=tmp_path / "ro", verbose=False).fit(train)
+    assert trained == [] and a_file.read_text() == "keep me"
+    assert (tmp_path / "ro").is_dir()  # a missing folder is created before training
+
+
 def test_progress_bars_follow_argument_then_environment(monkeypatch):
     monkeypatch.setenv(PROGRESS_ENV, "0")
     assert show_progress(None) is False
