@@ -24,12 +24,13 @@ def build_model(name: str, data, embed_dim: int | None):
     from .models import ESMM, MMOE, BaseCVR, SharedBottom
 
     if name in ("esmm", "base_cvr"):
-        dim = embed_dim or 16
+        dim = 16 if embed_dim is None else embed_dim
         user = ali_ccp.build_features(data.train, ali_ccp.ESMM_USER_COLUMNS, dim)
         item = ali_ccp.build_features(data.train, ali_ccp.ESMM_ITEM_COLUMNS, dim)
         cls = ESMM if name == "esmm" else BaseCVR
         return cls(user, item, cvr_params={"dims": [16, 8]}, ctr_params={"dims": [16, 8]})
-    features = ali_ccp.build_features(data.train, SPARSE_COLUMNS + DENSE_COLUMNS, embed_dim or 4)
+    features = ali_ccp.build_features(data.train, SPARSE_COLUMNS + DENSE_COLUMNS,
+                                       4 if embed_dim is None else embed_dim)
     tasks = ["classification", "classification"]
     towers = [{"dims": [8]}, {"dims": [8]}]
     if name == "mmoe":
@@ -63,12 +64,29 @@ def train(args: argparse.Namespace) -> None:
         distributed.shut_down()
 
 
+def check_train_args(args: argparse.Namespace) -> None:
+    """The training options, checked before any data is read and named as typed."""
+    from .distributed import world_size
+    from .trainer import check_count, check_rate, resolve_device
+
+    for flag, value in (("--epochs", args.epochs), ("--patience", args.patience),
+                        ("--embed-dim", 1 if args.embed_dim is None else args.embed_dim)):
+        check_count(flag, value)
+    check_rate("--lr", args.lr)
+    check_rate("--weight-decay", args.weight_decay)
+    resolve_device(args.device)
+    if args.batch_size < world_size():
+        raise DataError(f"--batch-size must be at least {world_size()} (a row per process), "
+                        f"got {args.batch_size}.")
+
+
 def train_model(args: argparse.Namespace) -> None:
     from .data import DataGenerator
     from .datasets import ali_ccp
     from .distributed import is_main, world_size
     from .trainer import MTLTrainer
 
+    check_train_args(args)
     torch.manual_seed(args.seed)
     data = load_data(args)
     say = print if is_main() else (lambda *a, **k: None)
@@ -78,7 +96,7 @@ def train_model(args: argparse.Namespace) -> None:
     inputs = {s: ali_ccp.model_inputs(f, model.features) for s, f in data.splits().items()}
     loaders = DataGenerator(*inputs["train"]).generate_dataloader(
         x_val=inputs["val"][0], y_val=inputs["val"][1], x_test=inputs["test"][0],
-        y_test=inputs["test"][1], batch_size=max(1, args.batch_size // world_size()),
+        y_test=inputs["test"][1], batch_size=args.batch_size // world_size(),
         seed=args.seed)  # --batch-size is global: under torchrun each process takes a share
     trainer = MTLTrainer(model, optimizer_params={"lr": args.lr, "weight_decay": args.weight_decay},
                          n_epoch=args.epochs, earlystop_patience=args.patience,

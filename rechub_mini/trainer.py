@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import os
 import sys
 import warnings
@@ -59,6 +60,51 @@ def split_parameters(model: nn.Module) -> tuple[list, list]:
     tables = [p for p in model.parameters() if id(p) in table_ids]
     others = [p for p in model.parameters() if id(p) not in table_ids and p.requires_grad]
     return tables, others
+
+
+def check_count(name: str, value) -> int:
+    """A whole-number option that must be at least 1 (epochs, patience)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise DataError(f"{name} must be a whole number of at least 1, got {value!r}.")
+    return int(value)
+
+
+def check_rate(name: str, value) -> float:
+    """A number that must be finite and not negative (learning rate, weight decay, eps)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value) or value < 0:
+        raise DataError(f"{name} must be a number >= 0, got {value!r}.")
+    return float(value)
+
+
+def check_optimizer_params(options: Mapping) -> None:
+    """Names and values of optimizer_params, checked before any optimizer is built: a negative
+    weight decay would otherwise train without complaint, pushing the weights outwards."""
+    unknown = set(options) - ADAM_OPTIONS - {"weight_decay"}
+    if unknown:
+        raise DataError(f"optimizer_params has unknown options {sorted(unknown)}; allowed: "
+                        f"lr, weight_decay, betas, eps.")
+    for name in ("lr", "weight_decay", "eps"):
+        if name in options:
+            check_rate(f"optimizer_params[{name!r}]", options[name])
+    betas = options.get("betas", (0.9, 0.999))
+    if len(betas) != 2 or not all(isinstance(b, numbers.Real) and 0 <= b < 1 for b in betas):
+        raise DataError(f"optimizer_params['betas'] must be two numbers in [0, 1), e.g. "
+                        f"(0.9, 0.999); got {betas!r}.")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """The torch.device to train on, or a DataError when this machine does not have it."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise DataError(f"device {device!r} is not a device name; use 'cpu' or 'cuda'.") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (resolved.index or 0) >= count:
+            raise DataError(f"device {device!r} asks for a GPU, but PyTorch sees {count} here "
+                            f"(torch {torch.__version__}); use 'cpu'.")
+    return resolved
 
 
 class LossModule(nn.Module):
@@ -110,15 +156,12 @@ class MTLTrainer:
             raise DataError(f"earlystop_taskid {earlystop_taskid} is not a task index of "
                             f"{model.task_names}.")
         options = dict(optimizer_params or {})
-        unknown = set(options) - ADAM_OPTIONS - {"weight_decay"}
-        if unknown:
-            raise DataError(f"optimizer_params has unknown options {sorted(unknown)}; allowed: "
-                            f"lr, weight_decay, betas, eps.")
-        self.device = torch.device(device)
+        check_optimizer_params(options)
+        self.device = resolve_device(device)
         self.model = model.to(self.device)
-        self.n_epoch = n_epoch
+        self.n_epoch = check_count("n_epoch", n_epoch)
         self.earlystop_taskid = earlystop_taskid
-        self.earlystop_patience = earlystop_patience
+        self.earlystop_patience = check_count("earlystop_patience", earlystop_patience)
         self.model_path = model_path
         self.seed = seed
         self.progress = show_progress(progress)
@@ -264,7 +307,11 @@ class MTLTrainer:
                            "best_epoch": None},
                "next_epoch": 0, "best_score": None, "waited": 0, "finished": False}
         best_state = None
-        if resume and os.path.exists(self._path(RESUME_FILE)):
+        resuming = resume and os.path.exists(self._path(RESUME_FILE))
+        if resume and not resuming:  # a mistyped folder should not pass unnoticed
+            self._print(f"nothing to resume: no {RESUME_FILE} in {os.fspath(self.model_path)!r}; "
+                        f"starting a new run")
+        if resuming:
             run, best_state = self._restore()
         elif self.start_at_base_rates and not any(opt.state for opt in self.optimizers):
             # a new run: the labels are the same on every process (all rows, before sharding)

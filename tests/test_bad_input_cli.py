@@ -90,3 +90,23 @@ def test_a_save_folder_that_is_a_file_fails_before_training(data_dir, tmp_path, 
     captured = capsys.readouterr()
     assert captured.err.startswith("error: ") and "is a file; give a folder" in captured.err
     assert "epoch 1" not in captured.out and taken.read_text() == "a file the user keeps"
+
+
+OPTION_CASES = {
+    "--epochs": (["--epochs", "0"], "--epochs must be a whole number of at least 1, got 0"),
+    "--patience": (["--patience", "-1"], "--patience must be a whole number of at least 1"),
+    "--batch-size": (["--batch-size", "0"], "--batch-size must be at least 1"),
+    "--embed-dim": (["--model", "mmoe", "--embed-dim", "0"], "--embed-dim must be a whole number"),
+    "--lr": (["--lr", "-0.01"], "--lr must be a number >= 0, got -0.01"),
+    "--weight-decay": (["--weight-decay", "nan"], "--weight-decay must be a number >= 0, got nan"),
+    "--device": (["--device", "cuda:99"], "device 'cuda:99' asks for a GPU"),
+}
+
+
+@pytest.mark.parametrize("case", OPTION_CASES)
+def test_bad_options_fail_before_the_data_is_read(data_dir, capsys, case):
+    options, message = OPTION_CASES[case]
+    assert main(["train", "--data", str(data_dir), *options]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ") and message in captured.err, captured.err
+    assert len(captured.err.strip().splitlines()) == 1 and captured.out == ""

@@ -93,6 +93,18 @@ def test_trainer_rejects_mismatched_task_types_and_bad_options():
         MTLTrainer(mmoe(), task_types=["classification"] * 3)
     with pytest.raises(DataError, match=r"unknown options \['momentum'\]"):
         MTLTrainer(mmoe(), optimizer_params={"momentum": 0.9})
+    bad = [({"optimizer_params": {"lr": -1e-3}}, r"optimizer_params\['lr'\] must be a number >= 0"),
+           ({"optimizer_params": {"weight_decay": -1e-5}}, r"\['weight_decay'\] must be a number"),
+           ({"optimizer_params": {"eps": float("nan")}}, r"\['eps'\] must be a number >= 0, got nan"),
+           ({"optimizer_params": {"betas": (1.0, 0.9)}}, r"\['betas'\] must be two numbers in"),
+           ({"n_epoch": 0}, "n_epoch must be a whole number of at least 1, got 0"),
+           ({"n_epoch": 2.5}, "n_epoch must be a whole number"),
+           ({"earlystop_patience": 0}, "earlystop_patience must be a whole number"),
+           ({"device": "gpu"}, "'gpu' is not a device name"),
+           ({"device": "cuda:99"}, "asks for a GPU, but PyTorch sees")]
+    for options, message in bad:
+        with pytest.raises(DataError, match=message):
+            MTLTrainer(mmoe(), **options)
 
 
 def test_nan_loss_stops_with_epoch_and_step():
@@ -134,6 +146,14 @@ def test_a_model_folder_that_cannot_be_used_fails_before_the_first_epoch(tmp_pat
         MTLTrainer(mmoe(), n_epoch=1, model_path=tmp_path / "ro", verbose=False).fit(train)
     assert trained == [] and a_file.read_text() == "keep me"
     assert (tmp_path / "ro").is_dir()  # a missing folder is created before training
+
+
+def test_resume_without_a_saved_run_says_so_and_starts_a_new_one(tmp_path, capsys):
+    train, _, _ = loaders(n=500)
+    MTLTrainer(mmoe(), n_epoch=1, model_path=tmp_path / "typo").fit(train, resume=True)
+    out = capsys.readouterr().out
+    assert "nothing to resume: no resume.pth in" in out and "starting a new run" in out
+    assert "epoch 1/1" in out and (tmp_path / "typo" / "resume.pth").exists()
 
 
 def test_progress_bars_follow_argument_then_environment(monkeypatch):
