@@ -33,10 +33,10 @@ class SparseFeature:
         for field in ("vocab_size", "embed_dim"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise DataError(
-                    f"SparseFeature {self.name!r}: {field} must be a positive integer, got "
-                    f"{value!r}. For vocab_size use the column's max id + 1."
-                )
+                hint = (" For vocab_size use the column's max id + 1." if field == "vocab_size"
+                        else " Typical sizes are 4 to 64.")
+                raise DataError(f"SparseFeature {self.name!r}: {field} must be a positive "
+                                f"integer, got {value!r}.{hint}")
             # numpy integers become plain ints so checkpoints and reprs stay simple
             object.__setattr__(self, field, int(value))
 

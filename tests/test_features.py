@@ -17,6 +17,11 @@ def test_sparse_feature_rejects_bad_vocab_size(bad):
         SparseFeature("101", bad)
 
 
+def test_sparse_feature_rejects_bad_embed_dim_with_its_own_hint():
+    with pytest.raises(DataError, match=r"embed_dim must be a positive integer, got 0\. Typical"):
+        SparseFeature("101", 10, embed_dim=0)
+
+
 def test_features_round_trip_through_dicts():
     for f in [SparseFeature("205", 10, 4), DenseFeature("D508")]:
         assert feature_from_dict(f.to_dict()) == f

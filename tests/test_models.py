@@ -160,6 +160,28 @@ def test_model_arguments_get_clear_errors():
         ESMM(USER, ITEM, {"dim": [8]}, {"dims": [8]})
     with pytest.raises(DataError, match="pooling"):
         ESMM(USER, ITEM, {}, {}, pooling="mean")
+    sizes = r"\['dims'\] must be a list of layer sizes of at least 1"
+    with pytest.raises(DataError, match=r"ctr_params" + sizes + r".*got \[16, 0\]"):
+        ESMM(USER, ITEM, {"dims": [8]}, {"dims": [16, 0]})
+    with pytest.raises(DataError, match=r"cvr_params" + sizes + ".*got 8"):
+        ESMM(USER, ITEM, {"dims": 8}, {"dims": [8]})
+    with pytest.raises(DataError, match=r"expert_params" + sizes):
+        MMOE(MIXED, ["classification"] * 2, 4, {"dims": [-3]}, [{}, {}])
+    with pytest.raises(DataError, match=r"bottom_params" + sizes):
+        SharedBottom(MIXED, ["classification"], {"dims": [0]}, [{}])
+    with pytest.raises(DataError, match=r"expert_params\['dropout'\] must be a number in \[0, 1\)"):
+        MMOE(MIXED, ["classification"] * 2, 4, {"dims": [8], "dropout": 1.5}, [{}, {}])
+    with pytest.raises(DataError, match=r"tower_params_list\[1\]\['dropout'\]"):
+        MMOE(MIXED, ["classification"] * 2, 4, {"dims": [8]}, [{}, {"dropout": -0.1}])
+
+
+def test_float_ids_in_forward_name_only_the_float_columns():
+    model = ESMM(USER, ITEM, {"dims": [8]}, {"dims": [8]})
+    x, _ = batch()
+    float_column = next(iter(x))
+    x[float_column] = x[float_column].float()
+    with pytest.raises(DataError, match=rf"Sparse features \['{float_column}'\] must hold integer"):
+        model(x)
 
 
 def test_out_of_range_id_in_forward_names_feature_not_index_error():

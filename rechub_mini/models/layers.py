@@ -8,6 +8,7 @@ Taught in tutorials/*/02_esmm.ipynb and 03_mmoe.ipynb.
 """
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -86,8 +87,9 @@ class EmbeddingLayer(nn.Module):
             raise DataError(f"The batch has no column {missing.args[0]!r}, which the model's "
                             f"features need. Build x with one key per feature.") from None
         if ids.is_floating_point():
-            raise DataError(f"Sparse features {[f.name for f in group]} must hold integer ids, "
-                            f"got {ids.dtype}. Convert the columns to int.")
+            floats = [f.name for f in group if x[f.name].is_floating_point()]
+            raise DataError(f"Sparse features {floats} must hold integer ids, got "
+                            f"{x[floats[0]].dtype}. Convert the columns to int.")
         sizes = getattr(self, f"vocab_sizes_{i}")
         if self.check_ids and len(ids) and (
                 bool(ids.amin() < 0) or bool((ids.amax(0) >= sizes).any())):
@@ -219,6 +221,19 @@ class ParallelMLP(nn.Module):
 MLP_OPTIONS = {"dims", "dropout", "activation", "batch_norm"}
 
 
+def check_layer_options(what: str, options: Mapping) -> None:
+    """The layer sizes and dropout of a params dict, checked before any layer is built: a size
+    of 0 would build a layer that passes nothing on, a negative one fails deep inside torch."""
+    dims = options.get("dims", ())
+    if isinstance(dims, (str, bytes)) or not isinstance(dims, Sequence) or not all(
+            isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1 for d in dims):
+        raise DataError(f"{what}['dims'] must be a list of layer sizes of at least 1, e.g. "
+                        f"[16, 8]; got {dims!r}.")
+    dropout = options.get("dropout", 0.0)
+    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+        raise DataError(f"{what}['dropout'] must be a number in [0, 1), got {dropout!r}.")
+
+
 def tower(input_dim: int, params: Mapping | None, what: str, output_layer: bool = True) -> MLP:
     """An MLP built from a params dict such as {"dims": [16, 8], "dropout": 0.1}."""
     params = dict(params or {})
@@ -226,4 +241,5 @@ def tower(input_dim: int, params: Mapping | None, what: str, output_layer: bool 
     if unknown:
         raise DataError(f"{what} has unknown options {sorted(unknown)}; allowed: "
                         f"{sorted(MLP_OPTIONS)}, e.g. {{'dims': [16, 8]}}.")
+    check_layer_options(what, params)
     return MLP(input_dim, output_layer=output_layer, **params)

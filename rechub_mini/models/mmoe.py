@@ -15,7 +15,7 @@ from torch import nn
 from ..errors import DataError
 from ..features import Feature
 from .base import TaskHeadsModel
-from .layers import EmbeddingLayer, ParallelMLP, tower
+from .layers import EmbeddingLayer, ParallelMLP, check_layer_options, tower
 from .linear import Linear
 
 
@@ -57,11 +57,12 @@ class MMOE(TaskHeadsModel):
                               task_names=self.task_names, sparse_grad=sparse_grad)
         self.embedding = EmbeddingLayer(self.features, sparse_grad)
         input_dim = self.embedding.output_dim
-        options = dict(expert_params)
+        options = {"dims": [], **expert_params}
         unknown = set(options) - {"dims", "dropout", "activation"}
         if unknown:
             raise DataError(f"expert_params has unknown options {sorted(unknown)}; allowed: "
                             f"dims, dropout, activation.")
+        check_layer_options("expert_params", options)
         self.experts = ParallelMLP(int(n_expert), input_dim, **options)
         # all tasks' gates in one layer: output t * n_expert + e is gate t's score for expert e
         self.gates = Linear(input_dim, len(self.task_types) * int(n_expert))
