@@ -15,10 +15,28 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .errors import CheckpointError
+from .errors import CheckpointError, DataError
 from .features import DenseFeature, SparseFeature, feature_from_dict
 
 CHECKPOINT_FORMAT = "rechub_mini.checkpoint/1"
+
+
+def prepare_folder(folder: str | os.PathLike, what: str) -> Path:
+    """Create the output folder `folder` (and its parents) now, before any long work, or raise
+    a DataError that names it: a file in its place, no permission, a read-only disk."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{what} {str(folder)!r} is a file; give a folder (it is created if "
+                        f"missing).")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"Cannot create {what} {str(folder)!r} ({err.strerror}); give a folder "
+                        f"you can write to.") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DataError(f"{what} {str(folder)!r} is not writable; give a folder you can write "
+                        f"to.")
+    return path
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -110,9 +110,11 @@ def train_model(args: argparse.Namespace) -> None:
 def synth(args: argparse.Namespace) -> None:
     from .datasets.synthetic import write_synthetic
 
+    shares = {} if args.split_fractions is None else {
+        "split_fractions": args.split_fractions.split(",")}
     meta = write_synthetic(args.out, rows=args.rows, seed=args.seed, preset=args.preset,
                            vocab_scale=args.vocab_scale, task_relatedness=args.task_relatedness,
-                           sample_names=args.sample_names)
+                           sample_names=args.sample_names, **shares)
     for split, info in meta["splits"].items():
         print(f"{split}: {info['rows']:,} rows, {info['clicks']:,} clicks, {info['purchases']:,} purchases")
     print(f"wrote synthetic Ali-CCP (not real data) to {args.out}")
@@ -155,6 +157,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="tutorial", choices=["tutorial", "real"])
     p.add_argument("--vocab-scale", type=float, default=None)
     p.add_argument("--task-relatedness", type=float, default=None)
+    p.add_argument("--split-fractions", default=None,
+                   help="train,val,test shares of the rows, e.g. 0.8,0.1,0.1 (the default)")
     p.add_argument("--sample-names", action="store_true",
                    help="name files ali_ccp_*_sample.csv like the tutorial sample")
     p.add_argument("--out", required=True)

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed
-from .checkpoint import read_checkpoint, save_checkpoint
+from .checkpoint import prepare_folder, read_checkpoint, save_checkpoint
 from .data import BatchLoader
 from .errors import CheckpointError, DataError, TrainingError
 from .metrics import TaskScores, task_scores
@@ -298,7 +298,9 @@ class MTLTrainer:
                 loader.shard(self.rank, self.world_size)
         if resume and self.model_path is None:
             raise DataError("resume=True needs model_path: the folder the interrupted run saved to.")
-        self._prepare_model_folder()
+        if self.model_path is not None and self.rank == 0:
+            # now, not after an epoch of training, when the first checkpoint is written
+            prepare_folder(self.model_path, "model_path")
         if self.seed is not None:
             torch.manual_seed(self.seed)
             train_dataloader.seed = self.seed
@@ -361,24 +363,6 @@ class MTLTrainer:
     def _print(self, line: str) -> None:
         if self.verbose and self.rank == 0:
             print(line)
-
-    def _prepare_model_folder(self) -> None:
-        """Create model_path before the first epoch, so that a folder the checkpoints cannot be
-        written to fails now, not after an epoch of training."""
-        if self.model_path is None or self.rank != 0:
-            return
-        folder = os.fspath(self.model_path)
-        if os.path.exists(folder) and not os.path.isdir(folder):
-            raise DataError(f"model_path {folder!r} is a file; give a folder for model.pth and "
-                            f"resume.pth (it is created if missing).")
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as err:
-            raise DataError(f"Cannot create the model folder {folder!r} ({err.strerror}); give "
-                            f"a folder you can write to.") from None
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise DataError(f"The model folder {folder!r} is not writable; give a folder you can "
-                            f"write to.")
 
     def _path(self, name: str) -> str:
         return os.path.join(self.model_path, name)

@@ -131,6 +131,8 @@ def test_ctcvr_label_and_model_inputs(sample_data):
     x, y = ali_ccp.model_inputs(frame, features)
     assert list(x) == ["101", "D508"] and y.shape == (len(frame), 2)
     assert (y[:, 0] == frame["purchase"]).all() and (y[:, 1] == frame["click"]).all()
+    with pytest.raises(DataError, match=r"no columns \['D508', 'click'\], which the features"):
+        ali_ccp.model_inputs(frame.drop(columns=["D508", "click"]), features)
 
 
 def test_cache_is_memory_mapped_reused_and_refreshed(tmp_path):

@@ -11,6 +11,7 @@ from rechub_mini.datasets.ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, SPA
                                                  USER_COLUMNS, split_file_name)
 from rechub_mini.datasets.preprocess import (MULTI_VALUED_RULE, REPORT_NAME, preprocess_raw,
                                              split_of, write_raw_fixture)
+from rechub_mini.datasets import preprocess
 from rechub_mini.datasets.raw_format import parse_feature_list
 from rechub_mini.errors import DataError
 
@@ -219,6 +220,17 @@ def test_missing_raw_files_are_named(tmp_path):
     (tmp_path / "raw" / "common_features_test.csv").unlink()
     with pytest.raises(DataError, match=r"lacks common_features_test\.csv\."):
         preprocess_raw(tmp_path / "raw", tmp_path / "out")
+
+
+def test_an_output_folder_that_is_a_file_is_reported_before_reading(tmp_path, monkeypatch):
+    write_raw_fixture(tmp_path / "raw")
+    taken = tmp_path / "out.csv"
+    taken.write_text("mine")
+    read = []
+    monkeypatch.setattr(preprocess, "read_common_features", lambda *a: read.append(a) or {})
+    with pytest.raises(DataError, match="the output folder .* is a file; give a folder"):
+        preprocess_raw(tmp_path / "raw", taken)
+    assert read == [] and taken.read_text() == "mine"
 
 
 def test_two_runs_give_identical_bytes(fixture_run):

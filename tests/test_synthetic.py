@@ -225,3 +225,21 @@ def test_bad_split_fractions_raise_before_writing(tmp_path, fractions):
     with pytest.raises(DataError, match=re.escape(repr(fractions))):
         write_synthetic(tmp_path / "out", rows=100, split_fractions=fractions)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_command_in_meta_json_writes_the_same_files(tmp_path):
+    from rechub_mini.cli import main
+
+    meta = write_synthetic(tmp_path / "api", rows=600, seed=3, split_fractions=(0.7, 0.2, 0.1))
+    options = meta["command"].split("synth ", 1)[1].replace("--out DIR", "").split()
+    assert main(["synth", *options, "--out", str(tmp_path / "cli")]) == 0
+    for name in sorted(p.name for p in (tmp_path / "api").iterdir()):
+        assert (tmp_path / "cli" / name).read_bytes() == (tmp_path / "api" / name).read_bytes()
+
+
+def test_an_output_folder_that_is_a_file_is_reported_before_any_row_is_drawn(tmp_path):
+    taken = tmp_path / "data.csv"
+    taken.write_text("mine")
+    with pytest.raises(DataError, match="the output folder .* is a file; give a folder"):
+        write_synthetic(taken, rows=100)
+    assert taken.read_text() == "mine"

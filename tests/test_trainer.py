@@ -136,8 +136,8 @@ def test_a_model_folder_that_cannot_be_used_fails_before_the_first_epoch(tmp_pat
     monkeypatch.setattr(MTLTrainer, "train_one_epoch", lambda self, *a: trained.append(1) or {})
     a_file = tmp_path / "notes.txt"
     a_file.write_text("keep me")
-    cases = [(a_file, "is a file; give a folder"),
-             (a_file / "run", r"Cannot create the model folder .*; give a folder you can write")]
+    cases = [(a_file, "model_path .* is a file; give a folder"),
+             (a_file / "run", r"Cannot create model_path .*; give a folder you can write")]
     for folder, message in cases:
         with pytest.raises(DataError, match=message):
             MTLTrainer(mmoe(), n_epoch=1, model_path=folder, verbose=False).fit(train)

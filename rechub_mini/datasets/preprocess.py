@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from ..checkpoint import prepare_folder
 from ..errors import DataError
 from .ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, DENSE_OF_FIELD, SPARSE_COLUMNS, SPLITS,
                              split_file_name)
@@ -170,8 +171,7 @@ def preprocess_raw(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, min_c
     if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
         raise DataError(f"min_count must be a whole number >= 1, got {min_count!r}. It is how "
                         f"often an id must appear in train to get its own embedding (default 10).")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_folder(out_dir, "the output folder")
     common = read_common_features(paths["common_train"], progress)
     vocab, ranges = _fit(_joined_rows(paths["skeleton_train"], common, defaultdict(Counter),
                                       lambda _: "train", progress), min_count)

@@ -34,6 +34,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from .. import __version__
+from ..checkpoint import prepare_folder
 from ..errors import DataError
 from .ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, ESTIMATED_VOCAB_SIZES, REAL_STATS,
                              REAL_VOCAB_SIZES, SPARSE_COLUMNS, SPLITS, split_file_name)
@@ -231,9 +232,8 @@ def write_synthetic(out_dir: str | os.PathLike, rows: int, seed: int = 0,
         if end <= start:
             raise DataError(f"split_fractions {split_fractions!r} leave the {split} split no "
                             f"rows out of {rows}; use more rows or a larger fraction.")
+    out = prepare_folder(out_dir, "the output folder")
     frame, truth = generate_ali_ccp(rows, seed, preset, vocab_scale, task_relatedness)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     splits = {}
     for split, (start, end) in zip(SPLITS, bounds):
         part = frame.iloc[start:end]
