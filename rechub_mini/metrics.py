@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from sklearn.metrics import mean_squared_error, roc_auc_score
 
+from .errors import DataError
+
 
 class MetricWarning(UserWarning):
     """A metric could not be computed (e.g. only one class) and is reported as NaN."""
@@ -22,7 +24,16 @@ class MetricWarning(UserWarning):
 
 def auc(y_true: np.ndarray, y_score: np.ndarray, name: str = "task") -> float:
     """ROC AUC, or NaN with a warning when the rows hold only one class."""
-    y_true = np.asarray(y_true)
+    y_true, y_score = np.asarray(y_true), np.asarray(y_score)
+    if len(y_true) != len(y_score):
+        raise DataError(f"AUC of {name}: {len(y_true)} labels but {len(y_score)} scores; give "
+                        f"one score per row.")
+    bad = ~np.isfinite(y_score)
+    if bad.any():
+        raise DataError(f"AUC of {name}: {int(bad.sum())} of {len(y_score)} scores are NaN or "
+                        f"infinite (first at row {int(np.flatnonzero(bad)[0])}). The model's "
+                        f"weights have stopped being finite: train again with a lower learning "
+                        f"rate.")
     if len(y_true) == 0 or len(np.unique(y_true)) < 2:
         present = np.unique(y_true).tolist()
         warnings.warn(f"AUC of {name} is undefined on {len(y_true)} rows with labels {present}"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rechub_mini import ESMM, SparseFeature
+from rechub_mini import ESMM, DataError, SparseFeature
 from rechub_mini.metrics import MetricWarning, TaskScores, auc, task_scores
 
 
@@ -16,6 +16,13 @@ def test_auc_matches_a_hand_computed_value():
 def test_auc_with_one_class_is_nan_with_a_warning():
     with pytest.warns(MetricWarning, match="cvr.*needs both 0 and 1"):
         assert math.isnan(auc([0, 0, 0], [0.1, 0.2, 0.3], name="cvr"))
+
+
+def test_auc_of_scores_that_are_not_finite_or_not_one_per_row_is_a_clear_error():
+    with pytest.raises(DataError, match=r"AUC of ctr: 1 of 4 scores are NaN .*first at row 2"):
+        auc([1, 0, 1, 0], [0.8, 0.1, float("nan"), 0.4], name="ctr")
+    with pytest.raises(DataError, match="4 labels but 3 scores"):
+        auc([1, 0, 1, 0], [0.8, 0.1, 0.4])
 
 
 def test_esmm_cvr_is_scored_on_clicked_rows_only():
