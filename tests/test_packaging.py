@@ -1,14 +1,19 @@
 """Setup files agree with each other: pyproject.toml, environment.yml, Makefile, .ci/run."""
 import re
-import tomllib
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_NAMES = {"pytorch": "torch"}  # conda-forge name -> PyPI name
 
 
 def pyproject_requirements() -> dict[str, str]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    # tomllib is in the standard library from Python 3.11; on 3.10 (which the package supports)
+    # this test needs its backport, tomli, and is skipped without it
+    toml = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    project = toml.loads((ROOT / "pyproject.toml").read_text())["project"]
     reqs = project["dependencies"] + project["optional-dependencies"]["dev"]
     pairs = (re.match(r"([A-Za-z0-9_.-]+)\s*(.*)", r).groups() for r in reqs)
     return {name.lower(): spec.strip() for name, spec in pairs}
