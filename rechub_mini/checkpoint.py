@@ -7,53 +7,17 @@ leaves either the previous checkpoint or the new one, never half of one.
 """
 from __future__ import annotations
 
-import io
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from . import __version__
-from .errors import CheckpointError, DataError
+from .errors import CheckpointError
 from .features import DenseFeature, SparseFeature, feature_from_dict
+from .files import prepare_folder, write_atomically
 
 CHECKPOINT_FORMAT = "rechub_mini.checkpoint/1"
-
-
-def prepare_folder(folder: str | os.PathLike, what: str) -> Path:
-    """Create the output folder `folder` (and its parents) now, before any long work, or raise
-    a DataError that names it: a file in its place, no permission, a read-only disk."""
-    path = Path(folder)
-    if path.exists() and not path.is_dir():
-        raise DataError(f"{what} {str(folder)!r} is a file; give a folder (it is created if "
-                        f"missing).")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise DataError(f"Cannot create {what} {str(folder)!r} ({err.strerror}); give a folder "
-                        f"you can write to.") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise DataError(f"{what} {str(folder)!r} is not writable; give a folder you can write "
-                        f"to.")
-    return path
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` via a temp file in the same folder + fsync + rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _encode(value):
@@ -89,9 +53,8 @@ def save_checkpoint(path: str | os.PathLike, model, optimizer_state: dict | None
         "epoch": epoch,
         "history": history,
     }
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    prepare_folder(Path(path).parent, "the checkpoint's folder")
+    write_atomically(path, lambda temporary: torch.save(payload, temporary))
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:

@@ -23,9 +23,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed
-from .checkpoint import prepare_folder, read_checkpoint, save_checkpoint
+from .checkpoint import read_checkpoint, save_checkpoint
 from .data import BatchLoader
 from .errors import CheckpointError, DataError, TrainingError
+from .files import prepare_folder
 from .metrics import TaskScores, task_scores
 from .models.base import MultiTaskModel, TaskHeadsModel
 from .models.layers import ids_checked

@@ -1,6 +1,5 @@
 """The reliability matrix, as a user of `python -m rechub_mini train` meets it: every broken
 input ends with one line naming the problem and exit status 2, never a traceback."""
-import shutil
 
 import pandas as pd
 import pytest

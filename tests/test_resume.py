@@ -1,5 +1,4 @@
 """Kill a training run mid-epoch, resume it, and end with the weights of an uninterrupted run."""
-import os
 import signal
 import subprocess
 import sys

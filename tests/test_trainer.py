@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from rechub_mini import (ESMM, MMOE, CheckpointError, DataError, DataGenerator, DenseFeature,
+from rechub_mini import (MMOE, CheckpointError, DataError, DataGenerator, DenseFeature,
                          MTLTrainer, SparseFeature, TrainingError, load_model)
 from rechub_mini import trainer as trainer_module
 from rechub_mini.data import BatchLoader

@@ -28,8 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from ..checkpoint import prepare_folder
 from ..errors import DataError
+from ..files import prepare_folder
 from .ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, DENSE_OF_FIELD, SPARSE_COLUMNS, SPLITS,
                              split_file_name)
 from .raw_format import (MULTI_VALUED_RULE, USER_FIELDS, Pair, read_common_features,

@@ -25,17 +25,14 @@ import json
 import math
 import numbers
 import os
-import tempfile
-from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from .. import __version__
-from ..checkpoint import prepare_folder
 from ..errors import DataError
+from ..files import prepare_folder, write_atomically
 from .ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, ESTIMATED_VOCAB_SIZES, REAL_STATS,
                              REAL_VOCAB_SIZES, SPARSE_COLUMNS, SPLITS, split_file_name)
 
@@ -238,7 +235,7 @@ def write_synthetic(out_dir: str | os.PathLike, rows: int, seed: int = 0,
     for split, (start, end) in zip(SPLITS, bounds):
         part = frame.iloc[start:end]
         name = split_file_name(split, sample_names)
-        _write_atomically(out / name, lambda tmp: part.to_csv(
+        write_atomically(out / name, lambda tmp: part.to_csv(
             tmp, index=False, float_format="%.4f", lineterminator="\n"))
         splits[split] = {"file": name, **_split_stats(
             part, truth["p_ctr"][start:end], truth["p_cvr"][start:end])}
@@ -262,7 +259,7 @@ def write_synthetic(out_dir: str | os.PathLike, rows: int, seed: int = 0,
         "splits": splits,
         "vocab_sizes": {f: int(frame[f].max()) + 1 for f in SPARSE_COLUMNS},
     }
-    _write_atomically(out / "meta.json", lambda tmp: tmp.write_text(
+    write_atomically(out / "meta.json", lambda tmp: tmp.write_text(
         json.dumps(meta, indent=2) + "\n", encoding="utf-8"))
     return meta
 
@@ -337,14 +334,3 @@ def _split_stats(part: pd.DataFrame, p_ctr: np.ndarray, p_cvr: np.ndarray) -> di
             "oracle_auc": {k: rounded(v) for k, v in oracle_aucs(part, p_ctr, p_cvr).items()}}
 
 
-def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """Write through a temporary file in the same folder, so readers never see half a file."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
