@@ -89,7 +89,8 @@ def check_optimizer_params(options: Mapping) -> None:
         if name in options:
             check_rate(f"optimizer_params[{name!r}]", options[name])
     betas = options.get("betas", (0.9, 0.999))
-    if len(betas) != 2 or not all(isinstance(b, numbers.Real) and 0 <= b < 1 for b in betas):
+    if not isinstance(betas, Sequence) or len(betas) != 2 or not all(
+            isinstance(b, numbers.Real) and 0 <= b < 1 for b in betas):
         raise DataError(f"optimizer_params['betas'] must be two numbers in [0, 1), e.g. "
                         f"(0.9, 0.999); got {betas!r}.")
 

@@ -97,6 +97,7 @@ def test_trainer_rejects_mismatched_task_types_and_bad_options():
            ({"optimizer_params": {"weight_decay": -1e-5}}, r"\['weight_decay'\] must be a number"),
            ({"optimizer_params": {"eps": float("nan")}}, r"\['eps'\] must be a number >= 0, got nan"),
            ({"optimizer_params": {"betas": (1.0, 0.9)}}, r"\['betas'\] must be two numbers in"),
+           ({"optimizer_params": {"betas": 0.9}}, r"\['betas'\] must be two numbers in"),
            ({"n_epoch": 0}, "n_epoch must be a whole number of at least 1, got 0"),
            ({"n_epoch": 2.5}, "n_epoch must be a whole number"),
            ({"earlystop_patience": 0}, "earlystop_patience must be a whole number"),
