@@ -239,8 +239,13 @@ class MTLTrainer:
             loader.check_features(self.model.features)
         with ids_checked(self.model, checked):
             sums, steps = self._train_steps(loader, epoch)
+        if steps == 0:
+            why = (f" ({loader.num_rows} rows, batch_size {loader.batch_size}, drop_last=True)"
+                   if checked and loader.drop_last else "")
+            raise DataError(f"The training loader gave no batch{why}: nothing was trained. Use "
+                            f"a smaller batch_size, or drop_last=False.")
         self._flush_tiny_values()
-        means = torch.stack([s / max(steps, 1) for s in sums.values()]).float()
+        means = torch.stack([s / steps for s in sums.values()]).float()
         if self.world_size > 1:  # every process reports the mean over all of them
             means = distributed.gather_rows(means[None]).mean(0)
         return {name: float(v) for name, v in zip(sums, means)}

@@ -149,6 +149,13 @@ def test_a_model_folder_that_cannot_be_used_fails_before_the_first_epoch(tmp_pat
     assert (tmp_path / "ro").is_dir()  # a missing folder is created before training
 
 
+def test_a_training_loader_without_a_single_batch_is_a_clear_error():
+    x, y = click_data(300, 0)
+    loader = BatchLoader(x, y, batch_size=512, shuffle=True, drop_last=True)
+    with pytest.raises(DataError, match=r"no batch \(300 rows, batch_size 512, drop_last=True\)"):
+        MTLTrainer(mmoe(), n_epoch=1, verbose=False).fit(loader)
+
+
 def test_resume_without_a_saved_run_says_so_and_starts_a_new_one(tmp_path, capsys):
     train, _, _ = loaders(n=500)
     MTLTrainer(mmoe(), n_epoch=1, model_path=tmp_path / "typo").fit(train, resume=True)
