@@ -183,6 +183,16 @@ def test_float_ids_in_forward_name_only_the_float_columns():
         model(x)
 
 
+def test_tables_larger_than_the_memory_name_their_features():
+    from rechub_mini.models.layers import physical_memory_bytes
+    if physical_memory_bytes() is None:
+        pytest.skip("this OS does not tell the machine's memory")
+    raw_ids = SparseFeature("item_hash", 2**40, 8)  # vocab_size from raw ids, not re-encoded
+    with pytest.raises(DataError, match=r"would need 32,768.0 GiB, more than this machine's.*"
+                                        r"'item_hash' \(vocab_size 1,099,511,627,776\).*re-encode"):
+        MMOE([raw_ids] + MIXED, ["classification"] * 2, 2, {"dims": [8]}, [{}, {}])
+
+
 def test_out_of_range_id_in_forward_names_feature_not_index_error():
     model = ESMM(USER, ITEM, {"dims": [8]}, {"dims": [8]})
     x, _ = batch()

@@ -9,6 +9,7 @@ Taught in tutorials/*/02_esmm.ipynb and 03_mmoe.ipynb.
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -33,6 +34,32 @@ def make_activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
+def physical_memory_bytes() -> int | None:
+    """This machine's RAM, where the OS tells it (Linux, macOS); None elsewhere."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_tables_fit_in_memory(features: Sequence[SparseFeature]) -> None:
+    """Refuse tables larger than the machine's memory, naming the features that make them so.
+
+    The usual cause is raw ids (hashes, database keys) used without re-encoding: vocab_size =
+    max id + 1 is then astronomically large, and torch would only say that it cannot allocate.
+    """
+    memory = physical_memory_bytes()
+    need = sum(4 * f.vocab_size * f.embed_dim for f in features)  # float32 weights alone
+    if memory is None or need <= memory:
+        return
+    largest = sorted(features, key=lambda f: f.vocab_size * f.embed_dim, reverse=True)[:3]
+    listed = ", ".join(f"{f.name!r} (vocab_size {f.vocab_size:,})" for f in largest)
+    raise DataError(f"The embedding tables would need {need / 2**30:,.1f} GiB, more than this "
+                    f"machine's {memory / 2**30:,.1f} GiB of memory; the largest: {listed}. Ids "
+                    f"must be numbered 0 to vocab_size - 1: re-encode raw ids first (as "
+                    f"`python -m rechub_mini preprocess` does).")
+
+
 class EmbeddingLayer(nn.Module):
     """Turns a batch dict into one flat vector per row: sparse embeddings, then dense values.
 
@@ -52,6 +79,7 @@ class EmbeddingLayer(nn.Module):
         check_unique_names(list(features))
         self.sparse_features = [f for f in features if isinstance(f, SparseFeature)]
         self.dense_features = [f for f in features if isinstance(f, DenseFeature)]
+        check_tables_fit_in_memory(self.sparse_features)
         self.dims = sorted({f.embed_dim for f in self.sparse_features})
         self.tables = nn.ModuleList()
         self.groups: list[list[SparseFeature]] = []
