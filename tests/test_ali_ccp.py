@@ -47,6 +47,21 @@ def test_full_files_win_over_samples_unless_asked(tmp_path):
     assert ali_ccp.load_ali_ccp(tmp_path, sample=True).files["val"] == "ali_ccp_val_sample.csv"
 
 
+@pytest.mark.parametrize("layout", ["byte-order mark", "Windows line ends"])
+def test_spreadsheet_exports_load_like_plain_files(tmp_path, layout):
+    for folder in ("plain", "export"):
+        (tmp_path / folder).mkdir()
+        write_splits(tmp_path / folder)
+    for name in os.listdir(tmp_path / "export"):
+        path = tmp_path / "export" / name
+        data = path.read_bytes()
+        path.write_bytes(b"\xef\xbb\xbf" + data if layout == "byte-order mark"
+                         else data.replace(b"\n", b"\r\n"))
+    plain, export = (ali_ccp.load_ali_ccp(tmp_path / f) for f in ("plain", "export"))
+    for split in ("train", "val", "test"):
+        pd.testing.assert_frame_equal(export.splits()[split], plain.splits()[split])
+
+
 def test_missing_files_and_columns_are_named(tmp_path):
     with pytest.raises(DataError, match="ali_ccp_train.csv.*found no CSV files"):
         ali_ccp.load_ali_ccp(tmp_path)

@@ -41,7 +41,8 @@ def count_data_rows(path: Path) -> int:
 
 
 def check_header(path: Path) -> list[str]:
-    with open(path, encoding="utf-8") as f:
+    # utf-8-sig: a spreadsheet's "CSV UTF-8" export starts with a byte-order mark
+    with open(path, encoding="utf-8-sig") as f:
         header = f.readline().strip().split(",")
     missing = [c for c in ALL_COLUMNS if c not in header]
     if missing:
