@@ -70,6 +70,11 @@ def test_missing_files_and_columns_are_named(tmp_path):
     frame.to_csv(tmp_path / "ali_ccp_val_sample.csv", index=False)
     with pytest.raises(DataError, match=r"ali_ccp_val_sample.csv: missing columns \['205', 'D702'\]"):
         ali_ccp.load_ali_ccp(tmp_path)
+    path = tmp_path / "ali_ccp_train_sample.csv"
+    lines = path.read_text().split("\n")
+    path.write_text("\n".join([lines[0].replace(",", ", ")] + lines[1:]))
+    with pytest.raises(DataError, match=r"spaces around column names, e.g. \[' purchase', ' 101'"):
+        ali_ccp.load_ali_ccp(tmp_path)
 
 
 @pytest.mark.parametrize("column,value,message", [

@@ -44,6 +44,10 @@ def check_header(path: Path) -> list[str]:
     # utf-8-sig: a spreadsheet's "CSV UTF-8" export starts with a byte-order mark
     with open(path, encoding="utf-8-sig") as f:
         header = f.readline().strip().split(",")
+    spaced = [name for name in header if name != name.strip()]
+    if spaced:
+        raise DataError(f"{path.name}: the header has spaces around column names, e.g. "
+                        f"{spaced[:3]}; write it without them (click,purchase,101,...).")
     missing = [c for c in ALL_COLUMNS if c not in header]
     if missing:
         raise DataError(f"{path.name}: missing columns {missing}. A processed Ali-CCP file has "
