@@ -7,6 +7,7 @@ import torch
 
 from rechub_mini import (MMOE, CheckpointError, DataError, DataGenerator, DenseFeature,
                          MTLTrainer, SparseFeature, TrainingError, load_model)
+from rechub_mini import files
 from rechub_mini import trainer as trainer_module
 from rechub_mini.data import BatchLoader
 from rechub_mini.optim import EmbeddingAdam
@@ -142,7 +143,7 @@ def test_a_model_folder_that_cannot_be_used_fails_before_the_first_epoch(tmp_pat
     for folder, message in cases:
         with pytest.raises(DataError, match=message):
             MTLTrainer(mmoe(), n_epoch=1, model_path=folder, verbose=False).fit(train)
-    monkeypatch.setattr(trainer_module.os, "access", lambda *a: False)
+    monkeypatch.setattr(files.os, "access", lambda *a: False)  # e.g. a read-only disk
     with pytest.raises(DataError, match="is not writable"):
         MTLTrainer(mmoe(), n_epoch=1, model_path=tmp_path / "ro", verbose=False).fit(train)
     assert trained == [] and a_file.read_text() == "keep me"
