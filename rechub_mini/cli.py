@@ -69,9 +69,10 @@ def check_train_args(args: argparse.Namespace) -> None:
     from .distributed import world_size
     from .trainer import check_count, check_rate, resolve_device
 
-    for flag, value in (("--epochs", args.epochs), ("--patience", args.patience),
-                        ("--embed-dim", 1 if args.embed_dim is None else args.embed_dim)):
-        check_count(flag, value)
+    check_count("--epochs", args.epochs)
+    check_count("--patience", args.patience)
+    if args.embed_dim is not None:  # None: each model's default size
+        check_count("--embed-dim", args.embed_dim)
     check_rate("--lr", args.lr)
     check_rate("--weight-decay", args.weight_decay)
     resolve_device(args.device)
