@@ -66,7 +66,8 @@ def train(args: argparse.Namespace) -> None:
 
 def check_train_args(args: argparse.Namespace) -> None:
     """The training options, checked before any data is read and named as typed."""
-    from .distributed import world_size
+    from .distributed import is_main, world_size
+    from .files import prepare_folder
     from .trainer import check_count, check_rate, resolve_device
 
     check_count("--epochs", args.epochs)
@@ -79,6 +80,10 @@ def check_train_args(args: argparse.Namespace) -> None:
     if args.batch_size < world_size():
         raise DataError(f"--batch-size must be at least {world_size()} (a row per process), "
                         f"got {args.batch_size}.")
+    if args.resume and args.save is None:
+        raise DataError("--resume needs --save: the folder the interrupted run saved to.")
+    if args.save is not None and is_main():  # rank 0 writes the model, as in fit
+        prepare_folder(args.save, "--save")
 
 
 def train_model(args: argparse.Namespace) -> None:
@@ -145,7 +150,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=1e-5)
     p.add_argument("--patience", type=int, default=3)
-    p.add_argument("--embed-dim", type=int, default=None, help="default 16 (ESMM), 4 (MMoE)")
+    p.add_argument("--embed-dim", type=int, default=None,
+                   help="default 16 (esmm, base_cvr), 4 (mmoe, shared_bottom)")
     p.add_argument("--seed", type=int, default=2022)
     p.add_argument("--save", default=None, help="folder for model.pth (best) and resume.pth")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --save")

@@ -1,6 +1,7 @@
-"""The one exception type for bad input, so learners get a message instead of a torch traceback.
+"""rechub_mini's exceptions, so learners get a message instead of a torch traceback.
 
-Every check in rechub_mini that rejects data raises `DataError`. Its message says what was
+Every check in rechub_mini that rejects data raises `DataError`; a run that cannot go on raises
+`TrainingError`, a checkpoint that cannot be used `CheckpointError`. Its message says what was
 expected, what was found (file, column, row, value) and what to do about it. It subclasses
 `ValueError`, so code that already catches `ValueError` keeps working.
 """

@@ -1,8 +1,9 @@
 """MTLTrainer: trains any model of rechub_mini, evaluates it per task, and keeps the best one.
 
-Embedding tables get sparse gradients and EmbeddingAdam (rechub_mini.optim), which updates only
-the rows in the batch; dense layers use Adam (DenseAdam: torch's fused kernel, called
-directly). `weight_decay` applies to the dense layers only: EmbeddingAdam has none, so
+Embedding tables of more than 1,024 ids get sparse gradients and EmbeddingAdam
+(rechub_mini.optim), which updates only the rows in the batch; dense layers and small tables
+use Adam (DenseAdam: torch's fused kernel, called directly). `weight_decay` applies to the
+dense layers only: the tables have none, so
 embedding rows that a batch does not touch are left alone (Adam with weight decay over dense
 embedding gradients shrinks every row, every step). The model owns its loss, so ESMM is trained
 the same way whatever `task_types` says. Taught in tutorials/*/00_quickstart.ipynb.

@@ -82,13 +82,14 @@ def test_purchase_without_click_rows_are_dropped_and_training_goes_on(data_dir, 
     assert "train 399 rows" in capsys.readouterr().out
 
 
-def test_a_save_folder_that_is_a_file_fails_before_training(data_dir, tmp_path, capsys):
+def test_a_save_folder_that_is_a_file_fails_before_the_data_is_read(data_dir, tmp_path, capsys):
     taken = tmp_path / "results.csv"
     taken.write_text("a file the user keeps")
     assert main(["train", "--data", str(data_dir), "--epochs", "1", "--save", str(taken)]) == 2
     captured = capsys.readouterr()
-    assert captured.err.startswith("error: ") and "is a file; give a folder" in captured.err
-    assert "epoch 1" not in captured.out and taken.read_text() == "a file the user keeps"
+    assert captured.err.startswith("error: ") and "--save" in captured.err
+    assert "is a file; give a folder" in captured.err
+    assert captured.out == "" and taken.read_text() == "a file the user keeps"
 
 
 OPTION_CASES = {
@@ -99,6 +100,7 @@ OPTION_CASES = {
     "--lr": (["--lr", "-0.01"], "--lr must be a number >= 0, got -0.01"),
     "--weight-decay": (["--weight-decay", "nan"], "--weight-decay must be a number >= 0, got nan"),
     "--device": (["--device", "cuda:99"], "device 'cuda:99' asks for a GPU"),
+    "--resume": (["--resume"], "--resume needs --save"),
 }
 
 

@@ -17,7 +17,7 @@ from .layers import EmbeddingLayer, tower
 
 
 class BaseCVR(ClickPurchaseModel):
-    """The ESMM paper's BASE, with ESMM's arguments so the two can be swapped.
+    """The ESMM paper's BASE, with ESMM's arguments (except `pooling`) so the two can be swapped.
 
     forward returns [pCVR, pCTR, pCTCVR]; labels are y[:, 0] = purchase, y[:, 1] = click.
     """

@@ -20,7 +20,8 @@ CELLS = [
 
 Every number computed in this notebook is on the bundled **synthetic data** (`data/ali-ccp`),
 not on the real Ali-CCP. The synthetic data has a hidden ground truth, so we can compare each
-model with the oracle AUC: the AUC of the true probabilities, the best any model could score.
+model with the oracle AUC: the AUC of the true probabilities, which no model can beat except
+by chance on a finite test set.
 """, zh=r"""
 # 2 · ESMM：在全空间上学习转化率
 
@@ -320,8 +321,10 @@ How to read the two tables side by side:
 * The CVR gain on clicked rows is small here, about the size of the noise: the test set has
   about 1,200 clicks and 300 purchases, so an AUC moves by about ±0.01 with another seed or
   another sample (exercise 3 tries another seed). The entire-space gap above is much larger.
-* Where BASE does as well as ESMM (CTR: both train the same CTR network on all impressions),
-  that is expected: ESMM changes how CVR is learned, not how CTR is learned.
+* Where BASE does as well as ESMM (CTR), that is expected: both learn CTR from the clicks of
+  all impressions. ESMM's CTR tower also gets gradient through the CTCVR product and shares its
+  embeddings with the CVR tower, but its CTR AUC comes out level with BASE's: what ESMM changes
+  is how CVR is learned.
 """, zh=r"""
 把两张表放在一起看：
 
@@ -329,8 +332,8 @@ How to read the two tables side by side:
   信号（点击率和购买率都被调高），所以这里每个 AUC 都比真实数据上的高。
 * 在点击过的行上，CVR 的提升在这里很小，大约和噪声同一量级：测试集只有约 1,200 次点击和 300 次购买，
   换一个随机种子或换一份样本，AUC 大约会变动 ±0.01（练习 3 会换一个随机种子）。上面全空间上的差距则大得多。
-* BASE 和 ESMM 表现相当的地方（CTR：两者都在全部曝光上训练同样的 CTR 网络）是意料之中的：ESMM 改变的是
-  CVR 的学习方式，而不是 CTR 的。
+* BASE 和 ESMM 表现相当的地方（CTR）是意料之中的：两者都从全部曝光的点击中学习 CTR。ESMM 的 CTR 塔还会通过
+  CTCVR 这个乘积得到梯度，并且和 CVR 塔共享嵌入，但它的 CTR AUC 与 BASE 持平：ESMM 改变的是 CVR 的学习方式。
 """),
     md(en=r"""
 ## Exercises

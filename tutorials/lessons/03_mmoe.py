@@ -142,7 +142,8 @@ print("average per task:", gates.mean(dim=0).double().numpy().round(2).tolist())
     md(en=r"""
 ## Starting at the base rate
 
-A tower is built with an output bias of 0, so every task starts by predicting about 50 %.
+A tower's output layer starts with a small random bias near 0, so every task starts by
+predicting about 50 %.
 Purchases are rare, though: the first steps of training would go into pulling the purchase
 output down towards its rate, with large gradients that also shake the shared experts and
 embeddings. So before the first epoch `MTLTrainer.fit` starts each task's output at its
@@ -152,7 +153,7 @@ on its own, `start_at_base_rates`, and the average prediction before and after i
 """, zh=r"""
 ## 从基础比率出发
 
-塔在构建时输出层的偏置是 0，所以每个任务一开始都预测 50% 左右。可是购买很少见：训练的最初若干步都会花在把购买
+塔在构建时输出层的偏置是一个接近 0 的小随机数，所以每个任务一开始都预测 50% 左右。可是购买很少见：训练的最初若干步都会花在把购买
 的输出往它的真实比率拉下去，而这时的大梯度也会搅动共享的专家和嵌入。所以在第一个 epoch 之前，
 `MTLTrainer.fit` 会让每个任务的输出从它的标签在训练数据中的比率出发：输出层的偏置设为该比率 $p$ 的对数几率
 $\log \frac{p}{1 - p}$（回归任务则设为均值）。下面单独执行这一步 `start_at_base_rates`，并看看它前后的
@@ -346,11 +347,12 @@ plt.show()
 """),
     md(en=r"""
 The regression task's MSE is far below the "always predict the mean" baseline, and the two
-tasks use different experts. One thing to keep in mind: the total loss is BCE + MSE, added
-as they are. An MSE around 0.006 is much smaller than a BCE around 0.4, so the regression task
-pulls on the shared parts only weakly; with other scales you may want to weigh the losses.
+tasks mix the experts in different proportions. One thing to keep in mind: the total loss is
+BCE + MSE, added as they are. An MSE around 0.006 is much smaller than a BCE around 0.4, so
+the regression task pulls on the shared parts only weakly; with other scales you may want to
+weigh the losses.
 """, zh=r"""
-回归任务的 MSE 远低于“总是预测均值”的基线，两个任务也使用了不同的专家。需要注意一点：总损失是 BCE + MSE
+回归任务的 MSE 远低于“总是预测均值”的基线，两个任务也以不同的比例混合各个专家。需要注意一点：总损失是 BCE + MSE
 直接相加。约 0.006 的 MSE 比约 0.4 的 BCE 小得多，所以回归任务对共享部分的影响很弱；如果量纲不同，你可能需要
 给各个损失加权。
 """),
