@@ -7,9 +7,15 @@
 # build, point pip at the CPU wheels, e.g.
 #   make demo TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 
-PYTHON ?= python3
 VENV ?= .venv
+# the interpreter that creates the venv (Python >= 3.10), and the venv's own
+ifeq ($(OS),Windows_NT)
+PYTHON ?= python
+PY := $(VENV)/Scripts/python.exe
+else
+PYTHON ?= python3
 PY := $(VENV)/bin/python
+endif
 STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
@@ -21,6 +27,10 @@ PYTEST_ARGS ?=
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@# macOS' python3 can be Apple's 3.9: say so, rather than fail later inside pip
+	@test -x $(PY) || $(PYTHON) -c "import sys; sys.exit(sys.version_info < (3, 10))" || { \
+		echo "rechub_mini needs Python >= 3.10; PYTHON=$(PYTHON) is not one. Name a newer" \
+		     "one, e.g. make demo PYTHON=python3.12" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[dev,bench]"

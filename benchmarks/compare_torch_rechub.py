@@ -38,7 +38,7 @@ Method
      the AUC expected over label draws (`expected_auc`), free of the noise of the test
      split's ~20 purchases, which give the CVR and CTCVR AUCs a standard error near 0.07.
   6. Peak RSS is the worker's VmHWM (Linux): unlike `ru_maxrss` it does not inherit the
-     parent's peak across fork + exec.
+     parent's peak across fork + exec. Elsewhere it is `ru_maxrss`; on Windows, nan.
 
     python benchmarks/compare_torch_rechub.py [--rows 1000000] [--epochs 1,3]
         [--batch-size 1024] [--threads 2] [--repeats 2] [--models esmm,mmoe]
@@ -52,7 +52,6 @@ import contextlib
 import json
 import math
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -77,13 +76,29 @@ TARGETS = {"train": {"esmm": 20, "mmoe": 10}, "eval": 20}
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory in MB (VmHWM; ru_maxrss where /proc is missing)."""
+    """This process's peak resident memory in MB, or nan where it cannot be read (Windows).
+
+    Linux: VmHWM from /proc, because ru_maxrss is inherited from the parent across
+    fork + exec, so a worker would report the launcher's peak. Elsewhere ru_maxrss, which
+    macOS gives in bytes and other Unixes in kilobytes. `resource` is imported here: Windows
+    has no such module, and large_csv.py and distributed.py import this function.
+    """
     status = Path("/proc/self/status")
     if status.exists():
-        for line in status.read_text().splitlines():
+        for line in status.read_text(encoding="utf-8").splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        import resource
+    except ImportError:
+        return math.nan
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024
+
+
+def load_average() -> float:
+    """The 1-minute load average, or nan where the OS has none (Windows)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
 
 
 def write_data(folder: Path, rows: int, seed: int, preset: str,
@@ -315,7 +330,7 @@ def run_worker(implementation: str, model: str, data_dir: Path, epochs: list[int
             # CPU-seconds per second of training (up to `threads`), and the 1-minute load
             # average: on a shared machine they show how much CPU the run really got
             "train_cpu_per_wall": cpu_seconds / sum(epoch_seconds),
-            "load_average": os.getloadavg()[0], "evaluations": evaluations}
+            "load_average": load_average(), "evaluations": evaluations}
 
 
 def measure(implementation: str, model: str, data_dir: Path, args, seed: int) -> dict:
@@ -554,7 +569,8 @@ def main(argv=None) -> None:
                           f"{time.perf_counter() - start:.0f} s", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"arguments": vars(args), "oracle": meta["oracle"],
-                                               "runs": runs}, indent=2) + "\n")
+                                               "runs": runs}, indent=2) + "\n",
+                                   encoding="utf-8")
     summary = summarise(runs)
     print()
     print_results(summary)

@@ -21,12 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare_torch_rechub import peak_rss_mb  # noqa: E402
 
 
 def worker(data_dir: str, out: str, threads: int) -> None:
@@ -53,7 +49,8 @@ def worker(data_dir: str, out: str, threads: int) -> None:
     rss = distributed.gather_rows(torch.tensor([[peak_rss_mb()]])).flatten().tolist()
     if rank == 0:
         Path(out).write_text(json.dumps({"processes": world, "train_rows": len(data.train),
-                                         "fit_seconds": seconds, "peak_rss_mb": rss}))
+                                         "fit_seconds": seconds, "peak_rss_mb": rss}),
+                             encoding="utf-8")
     distributed.shut_down()
 
 
@@ -64,7 +61,7 @@ def launch(processes: int, data_dir: Path, threads: int) -> dict:
                str(data_dir), str(out), str(threads)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     subprocess.run(command, check=True, env=env, capture_output=True)
-    return json.loads(out.read_text())
+    return json.loads(out.read_text(encoding="utf-8"))
 
 
 def main() -> None:

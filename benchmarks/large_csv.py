@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -21,14 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM; unlike ru_maxrss it is not inherited from
-    the parent across fork + exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare_torch_rechub import peak_rss_mb  # noqa: E402  (stdlib only: no torch here)
 
 
 def worker(mode: str, path: Path) -> dict:
@@ -93,7 +86,8 @@ def main() -> None:
     print(f"\n{'load':<8} {'rows/s':>12} {'seconds':>8} {'peak RSS MB':>12} "
           f"{'RSS - imports':>14} {'data MB':>8}")
     for mode, r in results.items():
-        print(f"{mode:<8} {r['rows_per_s']:>12,.0f} {r['seconds']:>8.1f} {r['peak_rss_mb']:>12,.0f} "
+        print(f"{mode:<8} {r['rows_per_s']:>12,.0f} {r['seconds']:>8.1f} "
+              f"{r['peak_rss_mb']:>12,.0f} "
               f"{r['peak_rss_mb'] - r['rss_after_imports_mb']:>14,.0f} {r['data_mb']:>8,.0f}")
     first, cached, pandas = results["first"], results["cached"], results["pandas"]
     growth = first["peak_rss_mb"] - first["rss_after_imports_mb"]

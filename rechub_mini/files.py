@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from .errors import DataError
@@ -18,7 +18,11 @@ from .errors import DataError
 
 def prepare_folder(folder: str | os.PathLike, what: str) -> Path:
     """Create the output folder `folder` (and its parents) now, or raise a DataError that names
-    it: a file in its place, no permission, a read-only disk."""
+    it: a file in its place, no permission, a read-only disk.
+
+    Writability is checked by creating (and removing) a temporary file there, not with
+    os.access: on Windows that ignores folder permissions (ACLs), so it would say yes.
+    """
     path = Path(folder)
     if path.exists() and not path.is_dir():
         raise DataError(f"{what} {str(folder)!r} is a file; give a folder (it is created if "
@@ -28,9 +32,12 @@ def prepare_folder(folder: str | os.PathLike, what: str) -> Path:
     except OSError as err:
         raise DataError(f"Cannot create {what} {str(folder)!r} ({err.strerror}); give a folder "
                         f"you can write to.") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise DataError(f"{what} {str(folder)!r} is not writable; give a folder you can write "
-                        f"to.")
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise DataError(f"{what} {str(folder)!r} is not writable ({err.strerror}); give a "
+                        f"folder you can write to.") from None
     return path
 
 
@@ -40,16 +47,27 @@ def write_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -
     The file ends up readable by everyone (0644) like a file written directly, not with the
     owner-only mode of a temporary file.
     """
-    path = Path(path)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    temporary = Path(name)
+    write_all_atomically({path: write})
+
+
+def write_all_atomically(writes: Mapping[str | os.PathLike, Callable[[Path], object]]) -> None:
+    """Write several files that belong together (the splits of a dataset and their meta.json):
+    every one under a temporary name first, then all renamed into place. An error or Ctrl-C
+    while writing keeps every old file, instead of leaving new and old files mixed."""
+    temporary: dict[Path, Path] = {}
     try:
-        write(temporary)
-        with open(temporary, "ab") as written:  # "ab": fsync needs a writable handle on Windows
-            os.fsync(written.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+        for path, write in writes.items():
+            path = Path(path)
+            handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                            suffix=".tmp")
+            os.close(handle)
+            temporary[path] = Path(name)
+            write(temporary[path])
+            with open(temporary[path], "ab") as written:  # "ab": fsync needs a writable
+                os.fsync(written.fileno())                 # handle on Windows
+            os.chmod(temporary[path], 0o644)
+        for path, name in temporary.items():
+            os.replace(name, path)
+    finally:
+        for name in temporary.values():
+            name.unlink(missing_ok=True)  # left over only when something failed

@@ -7,7 +7,7 @@ from rechub_mini.cli import main
 
 
 def read_checksums(folder):
-    lines = (folder / "SHA256SUMS").read_text().splitlines()
+    lines = (folder / "SHA256SUMS").read_text(encoding="utf-8").splitlines()
     return {name: digest for digest, name in (line.split() for line in lines)}
 
 
@@ -20,7 +20,7 @@ def test_checksums_match(sample_dir):
 
 
 def test_recorded_command_regenerates_the_files_byte_for_byte(sample_dir, tmp_path, capsys):
-    meta = json.loads((sample_dir / "meta.json").read_text())
+    meta = json.loads((sample_dir / "meta.json").read_text(encoding="utf-8"))
     words = shlex.split(meta["command"])
     assert words[:4] == ["python", "-m", "rechub_mini", "synth"]
     args = [str(tmp_path) if w == "DIR" else w for w in words[3:]]
@@ -30,8 +30,8 @@ def test_recorded_command_regenerates_the_files_byte_for_byte(sample_dir, tmp_pa
 
 
 def test_readme_records_the_command_and_says_the_data_are_synthetic(sample_dir):
-    readme = (sample_dir / "README.md").read_text()
-    meta = json.loads((sample_dir / "meta.json").read_text())
+    readme = (sample_dir / "README.md").read_text(encoding="utf-8")
+    meta = json.loads((sample_dir / "meta.json").read_text(encoding="utf-8"))
     assert meta["command"].replace(" DIR", " data/ali-ccp") in readme
     assert "synthetic" in readme.lower()
     assert (sample_dir.stat().st_size >= 0) and sum(

@@ -1,29 +1,80 @@
-"""Safe writes: a failed write leaves the old file and no temporary one behind."""
+"""Safe writes: a failed write leaves the old file and no temporary one behind; an output
+folder that cannot be written is reported before any work starts."""
 import os
 import stat
 
 import pytest
 
-from rechub_mini.files import write_atomically
+from rechub_mini import DataError, files
+from rechub_mini.files import prepare_folder, write_all_atomically, write_atomically
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path):
     path = tmp_path / "meta.json"
-    path.write_text("old")
+    path.write_text("old", encoding="utf-8")
 
     def half_then_fail(temporary):
-        temporary.write_text("half of the new")
+        temporary.write_text("half of the new", encoding="utf-8")
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
         write_atomically(path, half_then_fail)
-    assert path.read_text() == "old" and os.listdir(tmp_path) == ["meta.json"]
+    assert path.read_text(encoding="utf-8") == "old" and os.listdir(tmp_path) == ["meta.json"]
 
 
 def test_a_written_file_replaces_the_old_one_and_is_readable_by_all(tmp_path):
     path = tmp_path / "meta.json"
-    path.write_text("old")
-    write_atomically(path, lambda temporary: temporary.write_text("new"))
-    assert path.read_text() == "new" and os.listdir(tmp_path) == ["meta.json"]
+    path.write_text("old", encoding="utf-8")
+    write_atomically(path, lambda temporary: temporary.write_text("new", encoding="utf-8"))
+    assert path.read_text(encoding="utf-8") == "new" and os.listdir(tmp_path) == ["meta.json"]
     if os.name == "posix":  # a temporary file is created owner-only; the result is not
         assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_missing_folder_is_created_and_left_empty(tmp_path):
+    folder = prepare_folder(tmp_path / "a" / "b", "the output folder")
+    assert folder.is_dir() and os.listdir(folder) == []  # the probe file is gone
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="needs POSIX permissions, which root ignores")
+def test_a_folder_without_write_permission_is_not_writable(tmp_path):
+    folder = tmp_path / "read_only"
+    folder.mkdir(mode=0o500)
+    try:
+        with pytest.raises(DataError, match=r"'.*read_only' is not writable \(Permission denied"):
+            prepare_folder(folder, "the output folder")
+    finally:
+        folder.chmod(0o700)  # so that pytest can remove it
+
+
+def test_a_read_only_disk_is_not_writable(tmp_path, monkeypatch):
+    def refuse(**kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(files.tempfile, "TemporaryFile", refuse)
+    with pytest.raises(DataError, match=r"output folder '.*ro' is not writable \(Read-only file "
+                                        r"system\); give a folder you can write to"):
+        prepare_folder(tmp_path / "ro", "the output folder")
+    assert (tmp_path / "ro").is_dir()  # created, then found unwritable
+
+
+def test_files_written_together_are_all_kept_old_when_one_fails(tmp_path):
+    for name in ("a.csv", "b.csv", "meta.json"):
+        (tmp_path / name).write_text(f"old {name}", encoding="utf-8")
+
+    def interrupted(path):
+        raise KeyboardInterrupt  # Ctrl-C while the last file is written
+
+    writes = {tmp_path / "a.csv": lambda p: p.write_text("new a", encoding="utf-8"),
+              tmp_path / "b.csv": lambda p: p.write_text("new b", encoding="utf-8"),
+              tmp_path / "meta.json": interrupted}
+    with pytest.raises(KeyboardInterrupt):
+        write_all_atomically(writes)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv", "meta.json"]
+    for name in ("a.csv", "b.csv", "meta.json"):
+        assert (tmp_path / name).read_text(encoding="utf-8") == f"old {name}"
+    writes[tmp_path / "meta.json"] = lambda p: p.write_text("new meta", encoding="utf-8")
+    write_all_atomically(writes)
+    assert [(tmp_path / n).read_text(encoding="utf-8") for n in ("a.csv", "b.csv", "meta.json")
+            ] == ["new a", "new b", "new meta"]

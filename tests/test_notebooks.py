@@ -58,7 +58,8 @@ def test_notebooks_match_their_lesson_source(lesson):
     for language in ("en", "zh"):
         expected = build_notebooks.make_notebook(cells, language)
         actual = load(language, lesson)
-        assert ["".join(c["source"]) for c in actual["cells"]] == [c.source for c in expected.cells], \
+        sources = ["".join(c["source"]) for c in actual["cells"]]
+        assert sources == [c.source for c in expected.cells], \
             f"{language}/{lesson}: run `make notebooks LESSONS={lesson[:2]}`"
 
 
@@ -99,8 +100,8 @@ def test_every_lesson_is_listed_in_the_tutorials_readme():
 
 
 def glossary():
-    rows = re.findall(r"^\| ([^|]+?) \| ([^|]+?) \|$", (TUTORIALS / "GLOSSARY.md").read_text(),
-                      flags=re.M)
+    text = (TUTORIALS / "GLOSSARY.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| ([^|]+?) \| ([^|]+?) \|$", text, flags=re.M)
     return [(en, zh) for en, zh in rows if en not in ("English", "---")]
 
 
@@ -124,7 +125,8 @@ def test_student_copies_have_no_solutions_and_no_outputs(tmp_path):
     for lesson in LESSONS:
         for language in ("en", "zh"):
             original = load(language, lesson)
-            student = json.loads((tmp_path / language / f"{lesson}.ipynb").read_text())
+            student_path = tmp_path / language / f"{lesson}.ipynb"
+            student = json.loads(student_path.read_text(encoding="utf-8"))
             solutions = [c for c in code_cells(original)
                          if "solution" in c["metadata"].get("tags", [])]
             if lesson != "00_quickstart":

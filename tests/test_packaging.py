@@ -13,7 +13,7 @@ def pyproject_requirements() -> dict[str, str]:
     # tomllib is in the standard library from Python 3.11; on 3.10 (which the package supports)
     # this test needs its backport, tomli, and is skipped without it
     toml = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
-    project = toml.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = toml.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     reqs = project["dependencies"] + project["optional-dependencies"]["dev"]
     pairs = (re.match(r"([A-Za-z0-9_.-]+)\s*(.*)", r).groups() for r in reqs)
     return {name.lower(): spec.strip() for name, spec in pairs}
@@ -21,7 +21,7 @@ def pyproject_requirements() -> dict[str, str]:
 
 def conda_requirements() -> dict[str, str]:
     reqs, in_deps = {}, False
-    for line in (ROOT / "environment.yml").read_text().splitlines():
+    for line in (ROOT / "environment.yml").read_text(encoding="utf-8").splitlines():
         if line.startswith("dependencies:"):
             in_deps = True
             continue
@@ -37,18 +37,18 @@ def test_environment_yml_lists_the_same_requirements_as_pyproject():
 
 
 def test_environment_yml_installs_this_package_without_pulling_pip_dependencies():
-    text = (ROOT / "environment.yml").read_text()
+    text = (ROOT / "environment.yml").read_text(encoding="utf-8")
     assert "- --no-deps -e ." in text  # conda provides the dependencies; pip must not add torch
 
 
 def test_make_installs_cpu_torch_before_the_package():
-    makefile = (ROOT / "Makefile").read_text()
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     setup = makefile[makefile.index("$(STAMP): pyproject.toml"):]
     assert setup.index("$(TORCH_SPEC)") < setup.index('pip install --quiet -e ".[dev,bench]"')
     assert "TORCH_SPEC ?= torch==" in makefile
 
 
 def test_ci_runs_exactly_the_readme_test_command():
-    assert "make test" in (ROOT / ".ci" / "run").read_text()
-    readme = (ROOT / "README.md").read_text()
+    assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert readme.index("make demo") < readme.index("make test") < 1500
