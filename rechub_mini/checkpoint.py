@@ -76,6 +76,49 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return payload
 
 
+def _feature_changes(saved: list, current: list) -> str:
+    """Which features of a list differ, briefly: 'embed_dim 16 -> 8 (14 features)' or
+    "'205' vocab_size 235 -> 240, '101' missing"."""
+    old = {f.name: f for f in saved if isinstance(f, (SparseFeature, DenseFeature))}
+    new = {f.name: f for f in current if isinstance(f, (SparseFeature, DenseFeature))}
+    changes = []
+    for name in sorted(old.keys() | new.keys()):
+        if name not in new or name not in old:
+            changes.append((name, "missing now" if name not in new else "new", None, None))
+            continue
+        for attr in ("vocab_size", "embed_dim"):
+            a, b = getattr(old[name], attr, None), getattr(new[name], attr, None)
+            if a != b:
+                changes.append((name, attr, a, b))
+        if type(old[name]) is not type(new[name]):
+            changes.append((name, "kind", type(old[name]).__name__, type(new[name]).__name__))
+    kinds = {(attr, a, b) for _, attr, a, b in changes}
+    if len(changes) > 1 and len(kinds) == 1 and None not in kinds.pop()[1:]:
+        _, attr, a, b = changes[0]
+        return f"{attr} {a} -> {b} ({len(changes)} features)"
+    shown = [f"{name!r} {attr}" + (f" {a} -> {b}" if a is not None else "")
+             for name, attr, a, b in changes[:3]]
+    return ", ".join(shown) + (f", ... ({len(changes)} in all)" if len(changes) > 3 else "")
+
+
+def model_differences(payload: dict, model) -> list[str]:
+    """What differs between the model stored in a checkpoint and `model`, in words: the class,
+    the features (names, vocab sizes, dims), or other constructor arguments."""
+    if payload.get("model_class") != type(model).__name__:
+        return [f"model {payload.get('model_class')} -> {type(model).__name__}"]
+    saved, current = _decode(payload.get("model_args", {})), model.init_args
+    differences = []
+    for name in sorted(saved.keys() | current.keys()):
+        old, new = saved.get(name), current.get(name)
+        if old == new:
+            continue
+        if name.endswith("features") and isinstance(old, list) and isinstance(new, list):
+            differences.append(f"{name}: {_feature_changes(old, new)}")
+        else:
+            differences.append(f"{name} {old!r} -> {new!r}")
+    return differences
+
+
 def load_model(path: str | os.PathLike, features=None):
     """Rebuild the model stored in a checkpoint (file, or folder holding `model.pth`).
 

@@ -68,7 +68,7 @@ def check_train_args(args: argparse.Namespace) -> None:
     """The training options, checked before any data is read and named as typed."""
     from .distributed import is_main, world_size
     from .files import prepare_folder
-    from .trainer import check_count, check_rate, resolve_device
+    from .trainer import check_count, check_no_earlier_run, check_rate, resolve_device
 
     check_count("--epochs", args.epochs)
     check_count("--patience", args.patience)
@@ -84,6 +84,8 @@ def check_train_args(args: argparse.Namespace) -> None:
         raise DataError("--resume needs --save: the folder the interrupted run saved to.")
     if args.save is not None and is_main():  # rank 0 writes the model, as in fit
         prepare_folder(args.save, "--save")
+        if not args.resume:
+            check_no_earlier_run(args.save)
 
 
 def train_model(args: argparse.Namespace) -> None:
@@ -96,8 +98,10 @@ def train_model(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     data = load_data(args)
     say = print if is_main() else (lambda *a, **k: None)
+    synthetic = "; synthetic data, not the real Ali-CCP" if data.synthetic else ""
     say(f"data: {', '.join(f'{s} {len(f):,} rows' for s, f in data.splits().items())} "
-        f"({data.files['train']}, ...)" + (f"; {world_size()} processes" if world_size() > 1 else ""))
+        f"({data.files['train']}, ...){synthetic}"
+        + (f"; {world_size()} processes" if world_size() > 1 else ""))
     model = build_model(args.model, data, args.embed_dim)
     inputs = {s: ali_ccp.model_inputs(f, model.features) for s, f in data.splits().items()}
     loaders = DataGenerator(*inputs["train"]).generate_dataloader(
@@ -109,12 +113,16 @@ def train_model(args: argparse.Namespace) -> None:
                          model_path=args.save, seed=args.seed, device=args.device)
     trainer.fit(loaders[0], loaders[1], resume=args.resume)
     scores = trainer.evaluate(trainer.model, loaders[2])
-    say(f"\n{type(model).__name__} on the test split ({len(data.test):,} rows):")
+    say(f"\n{type(model).__name__} on the test split ({len(data.test):,} rows"
+        f"{', synthetic data' if data.synthetic else ''}):")
     say(scores.table())
 
 
 def synth(args: argparse.Namespace) -> None:
     from .datasets.synthetic import write_synthetic
+    from .trainer import check_count
+
+    check_count("--rows", args.rows)
 
     shares = {} if args.split_fractions is None else {
         "split_fractions": args.split_fractions.split(",")}
@@ -128,12 +136,19 @@ def synth(args: argparse.Namespace) -> None:
 
 def preprocess(args: argparse.Namespace) -> None:
     from .datasets.preprocess import preprocess_raw
+    from .trainer import check_count
+
+    check_count("--min-count", args.min_count)
 
     report = preprocess_raw(args.raw, args.out, min_count=args.min_count,
                             progress=sys.stdout.isatty())
     for split, rows in report["rows"].items():
-        print(f"{split}: {rows:,} rows")
-    print(f"wrote processed Ali-CCP to {args.out}")
+        dropped = report["dropped_purchase_without_click"][split]
+        missing = report["missing_common_features"][split]
+        print(f"{split}: {rows:,} rows" + (f"; dropped {dropped:,} with a purchase but no click"
+                                         if dropped else "")
+              + (f"; {missing:,} without user fields (not in common_features)" if missing else ""))
+    print(f"wrote processed Ali-CCP to {args.out} (details in preprocess_report.json)")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -141,42 +156,72 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    p = commands.add_parser("train", help="train a model on processed Ali-CCP CSVs")
-    p.add_argument("--model", choices=MODELS, default="esmm")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        p = commands.add_parser(name, help=help, description=help,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        # also after the command; SUPPRESS keeps `--debug train` working
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks")
+        return p
+
+    p = command("train", "train a model on processed Ali-CCP CSVs")
+    p.add_argument("--model", choices=MODELS, default="esmm", help="which model")
     p.add_argument("--data", default="data/ali-ccp", help="folder with ali_ccp_*.csv")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=10, help="most epochs to train")
     p.add_argument("--batch-size", type=int, default=1024,
                    help="rows per step, over all processes under torchrun")
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-5)
-    p.add_argument("--patience", type=int, default=3)
+    p.add_argument("--lr", type=float, default=3e-3, help="Adam's learning rate")
+    p.add_argument("--weight-decay", type=float, default=1e-5,
+                   help="Adam's weight decay of the dense layers")
+    p.add_argument("--patience", type=int, default=3,
+                   help="stop after this many epochs without a better validation score")
     p.add_argument("--embed-dim", type=int, default=None,
-                   help="default 16 (esmm, base_cvr), 4 (mmoe, shared_bottom)")
-    p.add_argument("--seed", type=int, default=2022)
+                   help="embedding size; when not given (%(default)s): 16 for esmm and base_cvr, "
+                        "4 for mmoe and shared_bottom")
+    p.add_argument("--seed", type=int, default=2022, help="seeds weights and shuffling")
     p.add_argument("--save", default=None, help="folder for model.pth (best) and resume.pth")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --save")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(run=train)
 
-    p = commands.add_parser("synth", help="write synthetic Ali-CCP-schema data")
-    p.add_argument("--rows", type=int, required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--preset", default="tutorial", choices=["tutorial", "real"])
-    p.add_argument("--vocab-scale", type=float, default=None)
-    p.add_argument("--task-relatedness", type=float, default=None)
+    p = command("synth", "write synthetic Ali-CCP-schema data")
+    p.add_argument("--rows", type=int, required=True, default=argparse.SUPPRESS,
+                   help="impressions over all splits")
+    p.add_argument("--seed", type=int, default=0, help="the same seed writes the same bytes")
+    p.add_argument("--preset", default="tutorial", choices=["tutorial", "real"],
+                   help="tutorial: enriched click and purchase rates; real: Ali-CCP's")
+    p.add_argument("--vocab-scale", type=float, default=None,
+                   help="vocabulary sizes as a share of the real ones; when not given "
+                        "(%(default)s): the generator's default")
+    p.add_argument("--task-relatedness", type=float, default=None,
+                   help="0..1, how much click and purchase share drivers; when not given "
+                        "(%(default)s): the generator's default")
     p.add_argument("--split-fractions", default=None,
-                   help="train,val,test shares of the rows, e.g. 0.8,0.1,0.1 (the default)")
+                   help="train,val,test shares of the rows; when not given (%(default)s): "
+                        "0.8,0.1,0.1")
     p.add_argument("--sample-names", action="store_true",
                    help="name files ali_ccp_*_sample.csv like the tutorial sample")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, default=argparse.SUPPRESS,
+                   help="output folder (created if missing)")
     p.set_defaults(run=synth)
 
-    p = commands.add_parser("preprocess", help="raw Ali-CCP logs -> processed CSVs")
-    p.add_argument("--raw", required=True, help="folder with sample_skeleton_*.csv, common_features_*.csv")
-    p.add_argument("--out", required=True)
-    p.add_argument("--min-count", type=int, default=10)
+    p = command("preprocess", "raw Ali-CCP logs -> processed CSVs")
+    p.add_argument("--raw", required=True, default=argparse.SUPPRESS,
+                   help="folder with sample_skeleton_*.csv, common_features_*.csv")
+    p.add_argument("--out", required=True, default=argparse.SUPPRESS,
+                   help="output folder (created if missing)")
+    p.add_argument("--min-count", type=int, default=10,
+                   help="ids seen fewer times in train become 0 (unknown)")
     p.set_defaults(run=preprocess)
     return parser
+
+
+INTERRUPTED = {
+    "train": "the epochs finished so far are in --save; run the same command with --resume "
+             "to go on",
+    "synth": "no file of this run was kept",
+    "preprocess": "no file of this run was kept",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -188,4 +233,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        saved = INTERRUPTED[args.command]
+        if args.command == "train" and args.save is None:
+            saved = "nothing was saved (give --save to be able to resume)"
+        print(f"\ninterrupted: {saved}.", file=sys.stderr)
+        return 130  # the shell's status for Ctrl-C
     return 0

@@ -24,7 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed
-from .checkpoint import read_checkpoint, save_checkpoint
+from .checkpoint import model_differences, read_checkpoint, save_checkpoint
 from .data import BatchLoader
 from .errors import CheckpointError, DataError, TrainingError
 from .files import prepare_folder
@@ -102,6 +102,10 @@ def resolve_device(device: str | torch.device) -> torch.device:
         resolved = torch.device(device)
     except (RuntimeError, TypeError):
         raise DataError(f"device {device!r} is not a device name; use 'cpu' or 'cuda'.") from None
+    if resolved.type not in ("cpu", "cuda"):
+        raise DataError(f"device {device!r}: rechub_mini trains on 'cpu' or 'cuda' only (its "
+                        f"sparse embedding gradients and optimizers are untested on "
+                        f"{resolved.type!r}); use 'cpu'.")
     if resolved.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0 or (resolved.index or 0) >= count:
@@ -119,6 +123,17 @@ class LossModule(nn.Module):
 
     def forward(self, x, y):
         return self.model.loss(x, y)
+
+
+def check_no_earlier_run(model_path: str | os.PathLike) -> None:
+    """A new run never writes over the model and state of an earlier one in its folder."""
+    earlier = [name for name in (BEST_FILE, RESUME_FILE)
+               if os.path.exists(os.path.join(model_path, name))]
+    if earlier:
+        raise DataError(f"model_path {os.fspath(model_path)!r} already holds an earlier run "
+                        f"({', '.join(earlier)}), which a new run would overwrite. Continue it "
+                        f"with resume=True (--resume), or give another folder; delete those "
+                        f"files to start over there.")
 
 
 class MTLTrainer:
@@ -187,10 +202,7 @@ class MTLTrainer:
         # fused: one kernel over all dense parameters instead of a dozen small ops per tensor
         # (4x faster per step here on CPU), called directly by DenseAdam
         dense_groups = [g for g in groups if g["params"]]
-        if self.device.type in ("cpu", "cuda"):
-            self.optimizers = [DenseAdam(dense_groups, **adam)]
-        else:
-            self.optimizers = [torch.optim.Adam(dense_groups, **adam)]
+        self.optimizers = [DenseAdam(dense_groups, **adam)]
         if sparse:
             self.optimizers.append(EmbeddingAdam(sparse, **adam))
         self.trained_parameters = [p for opt in self.optimizers for group in opt.param_groups
@@ -317,7 +329,11 @@ class MTLTrainer:
                            "best_epoch": None},
                "next_epoch": 0, "best_score": None, "waited": 0, "finished": False}
         best_state = None
+        self._run_settings = {"batch_size": getattr(train_dataloader, "batch_size", None),
+                              "processes": self.world_size, "seed": self.seed}
         resuming = resume and os.path.exists(self._path(RESUME_FILE))
+        if self.model_path is not None and not resuming:
+            check_no_earlier_run(self.model_path)
         if resume and not resuming:  # a mistyped folder should not pass unnoticed
             self._print(f"nothing to resume: no {RESUME_FILE} in {os.fspath(self.model_path)!r}; "
                         f"starting a new run")
@@ -360,9 +376,13 @@ class MTLTrainer:
             run["finished"] = run["waited"] >= self.earlystop_patience
             self._save_resume(run)
             if run["finished"]:
-                self._print(f"early stop: no better val {names[key]} for {run['waited']} "
-                            f"epochs; best epoch {history['best_epoch']}")
+                if epoch + 1 < self.n_epoch:
+                    self._print(f"early stop: no better val {names[key]} for {run['waited']} "
+                                f"epochs")
                 break
+        if val_dataloader is not None and history["best_epoch"] is not None:
+            self._print(f"best epoch {history['best_epoch']} (val {names[key]}): its weights "
+                        f"are kept")
         if best_state is not None:
             self.model.load_state_dict(best_state)
         self.history = history
@@ -388,20 +408,48 @@ class MTLTrainer:
         if self.model_path is None or self.rank != 0:
             return
         state = {"optimizers": self._optimizer_states(), "rng": torch.get_rng_state(),
-                 "run": {k: v for k, v in run.items() if k != "history"}}
+                 "run": {k: v for k, v in run.items() if k != "history"},
+                 "settings": self._run_settings}
         save_checkpoint(self._path(RESUME_FILE), self.model, state, run["next_epoch"],
                         copy.deepcopy(run["history"]))
+
+    def _settings_changed(self, state: dict) -> dict[str, tuple]:
+        """{option: (saved, now)} for the options a resumed run must keep: the optimizers'
+        (a loaded optimizer state would silently bring the old ones back), the batch size,
+        the number of processes and the seed (they decide the batches)."""
+        changed = {}
+        for opt, saved in zip(self.optimizers, state.get("optimizers", [])):
+            for group, saved_group in zip(opt.param_groups, saved.get("param_groups", [])):
+                for name in ("lr", "weight_decay", "betas", "eps"):
+                    old, new = saved_group.get(name), group.get(name)
+                    if isinstance(new, tuple):
+                        old = None if old is None else tuple(old)
+                    if old is not None and old != new:
+                        changed.setdefault(name, (old, new))
+        saved_settings = state.get("settings") or {}
+        for name, new in self._run_settings.items():
+            if name in saved_settings and saved_settings[name] != new:
+                changed[name] = (saved_settings[name], new)
+        return changed
 
     def _restore(self) -> tuple[dict, dict]:
         """Load the state written after the last finished epoch; return (run, best weights)."""
         payload = read_checkpoint(self._path(RESUME_FILE))
+        folder = os.path.basename(os.path.normpath(os.fspath(self.model_path)))
+        differences = model_differences(payload, self.model)
+        state = payload["optimizer_state"]
+        differences += [f"{name} {saved!r} -> {now!r}" for name, (saved, now) in
+                        self._settings_changed(state).items()]
+        if differences:
+            raise CheckpointError(f"resume.pth in {folder!r} was written by another run setup: "
+                                  f"{'; '.join(differences)}. Resume with the same model, data "
+                                  f"and options, or start a new run in another folder.")
         try:
             self.model.load_state_dict(payload["state_dict"])
-            state = payload["optimizer_state"]
             for opt, saved in zip(self.optimizers, state["optimizers"], strict=True):
                 opt.load_state_dict(saved)
         except (RuntimeError, ValueError, KeyError) as err:
-            raise CheckpointError(f"resume.pth in {os.path.basename(str(self.model_path))!r} "
+            raise CheckpointError(f"resume.pth in {folder!r} "
                                   f"does not fit this model and trainer ({err}). Start a new "
                                   f"run, or use the same model and options.") from None
         torch.set_rng_state(state["rng"])

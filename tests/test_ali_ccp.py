@@ -47,6 +47,37 @@ def test_full_files_win_over_samples_unless_asked(tmp_path):
     assert ali_ccp.load_ali_ccp(tmp_path, sample=True).files["val"] == "ali_ccp_val_sample.csv"
 
 
+def test_an_incomplete_set_of_full_files_is_an_error_not_a_fallback_to_the_sample(tmp_path):
+    write_splits(tmp_path, sample=True)
+    write_splits(tmp_path, sample=False)
+    (tmp_path / "ali_ccp_val.csv").rename(tmp_path / "ali_ccp_valid.csv")
+    with pytest.raises(DataError, match=r"only some of the splits: \['ali_ccp_val.csv'\] is "
+                                        r"missing.*ali_ccp_valid.csv, does not count"):
+        ali_ccp.load_ali_ccp(tmp_path)
+    assert ali_ccp.load_ali_ccp(tmp_path, sample=True).files["val"] == "ali_ccp_val_sample.csv"
+
+
+def test_a_missing_relative_folder_and_a_raw_folder_are_explained(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match=r"'data/ali-ccp' does not exist \(relative to the "
+                                        r"current folder"):
+        ali_ccp.load_ali_ccp("data/ali-ccp")
+    (tmp_path / "sample_skeleton_train.csv").write_text("1,0,0,k,0,\n")
+    with pytest.raises(DataError, match=r"These are raw Ali-CCP files: .* preprocess --raw"):
+        ali_ccp.load_ali_ccp(tmp_path)
+
+
+def test_synthetic_data_is_marked_and_real_files_next_to_it_are_not(tmp_path, sample_dir):
+    from rechub_mini.datasets.synthetic import write_synthetic
+
+    assert ali_ccp.load_ali_ccp(sample_dir).synthetic
+    write_synthetic(tmp_path, rows=300, sample_names=True)
+    assert ali_ccp.load_ali_ccp(tmp_path).synthetic
+    write_splits(tmp_path, sample=False)  # "real" processed files dropped next to the sample
+    assert not ali_ccp.load_ali_ccp(tmp_path).synthetic
+    assert ali_ccp.load_ali_ccp(tmp_path, sample=True).synthetic
+
+
 @pytest.mark.parametrize("layout", ["byte-order mark", "Windows line ends"])
 def test_spreadsheet_exports_load_like_plain_files(tmp_path, layout):
     for folder in ("plain", "export"):
@@ -159,6 +190,8 @@ def test_cache_is_memory_mapped_reused_and_refreshed(tmp_path):
     first = read_csv_arrays(tmp_path / "big.csv", cache=True)
     cached = read_cache(tmp_path / "big.csv")
     assert isinstance(cached["101"], np.memmap)
+    # others who may read the CSV may read its cache (a temp folder would be owner-only)
+    assert (tmp_path / "big.csv.npy.cache").stat().st_mode & 0o777 == 0o755
     for c in ALL_COLUMNS:
         np.testing.assert_array_equal(cached[c], first[c])
     again = read_csv_arrays(tmp_path / "big.csv", cache=True)

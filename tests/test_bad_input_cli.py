@@ -4,6 +4,7 @@ input ends with one line naming the problem and exit status 2, never a traceback
 import pandas as pd
 import pytest
 
+from rechub_mini import DataError
 from rechub_mini.cli import main
 
 SPLITS = ["train", "val", "test"]
@@ -53,6 +54,7 @@ CASES = {
     "NaN dense value": ("val", set_cell("D508", 7, "nan"), "line 9: dense column 'D508' has 1 NaN"),
     "label 2": ("train", set_cell("click", 0, 2), "line 2: label 'click' is 2"),
     "empty split": ("test", lambda t: t.splitlines()[0] + "\n", "ali_ccp_test_sample.csv has no data rows"),
+    "0-byte file": ("val", lambda t: "", "ali_ccp_val_sample.csv is empty (0 bytes)"),
     "truncated file": ("train", lambda t: t[:-40], "of 33 fields; the file looks truncated"),
     "extra field": ("val", set_cell("D702", 2, "0.1,0.2"), "Expected 33 fields in line 4, saw 34"),
 }
@@ -100,6 +102,7 @@ OPTION_CASES = {
     "--lr": (["--lr", "-0.01"], "--lr must be a number >= 0, got -0.01"),
     "--weight-decay": (["--weight-decay", "nan"], "--weight-decay must be a number >= 0, got nan"),
     "--device": (["--device", "cuda:99"], "device 'cuda:99' asks for a GPU"),
+    "--device mps": (["--device", "mps"], "device 'mps': rechub_mini trains on 'cpu' or 'cuda'"),
     "--resume": (["--resume"], "--resume needs --save"),
 }
 
@@ -111,3 +114,58 @@ def test_bad_options_fail_before_the_data_is_read(data_dir, capsys, case):
     captured = capsys.readouterr()
     assert captured.err.startswith("error: ") and message in captured.err, captured.err
     assert len(captured.err.strip().splitlines()) == 1 and captured.out == ""
+
+
+def test_ctrl_c_says_what_was_kept_and_how_to_go_on(data_dir, tmp_path, capsys, monkeypatch):
+    from rechub_mini.trainer import MTLTrainer
+
+    real_epoch = MTLTrainer.train_one_epoch
+
+    def second_epoch_interrupted(self, loader, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return real_epoch(self, loader, epoch)
+
+    monkeypatch.setattr(MTLTrainer, "train_one_epoch", second_epoch_interrupted)
+    run = ["train", "--data", str(data_dir), "--epochs", "3", "--save", str(tmp_path / "run")]
+    assert main(run) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == ("interrupted: the epochs finished so far are in --save; run the same "
+                           "command with --resume to go on.")
+    monkeypatch.setattr(MTLTrainer, "train_one_epoch", real_epoch)
+    assert main(run + ["--resume"]) == 0
+    assert "resuming after epoch 1" in capsys.readouterr().out
+    monkeypatch.setattr(MTLTrainer, "train_one_epoch", second_epoch_interrupted)
+    assert main(["train", "--data", str(data_dir), "--epochs", "3"]) == 130
+    assert "nothing was saved (give --save" in capsys.readouterr().err
+
+
+def test_debug_works_before_and_after_the_command(data_dir, capsys):
+    for argv in (["--debug", "train"], ["train", "--debug"]):
+        with pytest.raises(DataError, match="--epochs must be"):
+            main([*argv, "--data", str(data_dir), "--epochs", "0"])
+    assert main(["train", "--data", str(data_dir), "--epochs", "0"]) == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["synth", "--rows", "0", "--out", "x"], "--rows must be a whole number of at least 1"),
+    (["preprocess", "--raw", "x", "--out", "y", "--min-count", "0"],
+     "--min-count must be a whole number of at least 1"),
+])
+def test_synth_and_preprocess_name_their_flags(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing created
+
+
+def test_a_second_run_into_the_same_save_folder_stops_before_the_data_is_read(
+        data_dir, tmp_path, capsys):
+    run = ["train", "--data", str(data_dir), "--epochs", "1", "--save", str(tmp_path / "run")]
+    assert main(run) == 0
+    saved = (tmp_path / "run" / "model.pth").read_bytes()
+    capsys.readouterr()
+    assert main(run + ["--model", "mmoe"]) == 2
+    captured = capsys.readouterr()
+    assert "already holds an earlier run (model.pth, resume.pth)" in captured.err
+    assert captured.out == "" and (tmp_path / "run" / "model.pth").read_bytes() == saved

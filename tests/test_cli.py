@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -6,9 +7,18 @@ import pytest
 from rechub_mini.cli import main
 
 
+def bare_env() -> dict[str, str]:
+    """An environment with nothing of the caller's (no PATH, no settings): the CLI must need
+    none of it. SYSTEMROOT stays where it exists: Windows' Python cannot start without it."""
+    env = {"RECHUB_MINI_PROGRESS": "0", "PATH": ""}
+    if "SYSTEMROOT" in os.environ:
+        env["SYSTEMROOT"] = os.environ["SYSTEMROOT"]
+    return env
+
+
 def run_cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "rechub_mini", *args], capture_output=True,
-                          text=True, cwd=cwd, env={"RECHUB_MINI_PROGRESS": "0", "PATH": ""})
+                          text=True, cwd=cwd, env=bare_env())
 
 
 @pytest.mark.parametrize("model,tasks", [("esmm", ["cvr", "ctr", "ctcvr"]),
@@ -41,4 +51,6 @@ def test_synth_writes_a_dataset_that_train_can_read(tmp_path, capsys):
     assert main(["synth", "--rows", "3000", "--seed", "1", "--out", str(tmp_path)]) == 0
     assert "synthetic" in capsys.readouterr().out
     assert main(["train", "--model", "shared_bottom", "--data", str(tmp_path), "--epochs", "1"]) == 0
-    assert "SharedBottom on the test split (300 rows)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "SharedBottom on the test split (300 rows, synthetic data)" in out
+    assert "; synthetic data, not the real Ali-CCP" in out.splitlines()[0]

@@ -148,7 +148,7 @@ def test_multi_valued_fields_keep_the_largest_value_first_on_ties(tmp_path):
     common = {"u1": items[:3], "u2": [("109_14", "13", 1.0)]}
     train = [(1, 0, 0, "u1", [("508", 5, 0.3), ("508", 6, 0.9)]),
              (2, 0, 0, "u2", [("508", 5, 0.3)])]
-    raw = write_raw(tmp_path / "raw", train, [], common, {})
+    raw = write_raw(tmp_path / "raw", train, train[1:], common, common)
     report = preprocess_raw(raw, tmp_path / "out", min_count=1)
     out = pd.read_csv(tmp_path / "out" / "ali_ccp_train.csv")
     # Only kept entries count: 109_14 ids 12 -> 1 and 13 -> 2; id 11 was never kept.
@@ -193,7 +193,8 @@ GOOD = "2,0,0,u1," + feature_list([("205", 3, 1.0)])
     ("2,0,x,u1,1,205\x023\x031.0", "conversion is 'x'"),
 ])
 def test_malformed_lines_raise_data_error_with_line_number(tmp_path, bad_line, shown):
-    raw = write_raw(tmp_path / "raw", [], [], {"u1": [("101", 7, 1.0)]}, {})
+    user = {"u1": [("101", 7, 1.0)]}
+    raw = write_raw(tmp_path / "raw", [], [(9, 0, 0, "u1", [("205", 3, 1.0)])], user, user)
     (raw / "sample_skeleton_train.csv").write_text(f"{GOOD}\n{bad_line}\n{GOOD}\n")
     with pytest.raises(DataError, match=r"sample_skeleton_train\.csv, line 2") as info:
         preprocess_raw(raw, tmp_path / "out")
@@ -203,7 +204,8 @@ def test_malformed_lines_raise_data_error_with_line_number(tmp_path, bad_line, s
 
 
 def test_malformed_common_features_name_their_file(tmp_path):
-    raw = write_raw(tmp_path / "raw", [], [], {"u1": [("101", 7, 1.0)]},
+    rows = [(1, 1, 0, "u1", [("205", 9, 1.0)])]
+    raw = write_raw(tmp_path / "raw", rows, rows, {"u1": [("101", 7, 1.0)]},
                     {"u1": [("101", 7, 1.0)], "u2": [("101", 8, "n/a")]})
     with pytest.raises(DataError, match=r"common_features_test\.csv, line 2.*'n/a'"):
         preprocess_raw(raw, tmp_path / "out")
@@ -219,6 +221,40 @@ def test_missing_raw_files_are_named(tmp_path):
     (tmp_path / "raw" / "common_features_test.csv").unlink()
     with pytest.raises(DataError, match=r"lacks common_features_test\.csv\."):
         preprocess_raw(tmp_path / "raw", tmp_path / "out")
+
+
+def test_a_missing_raw_folder_or_a_processed_one_is_named_as_such(tmp_path):
+    with pytest.raises(DataError, match=r"The raw folder .*nowhere' does not exist"):
+        preprocess_raw(tmp_path / "nowhere", tmp_path / "out")
+    write_raw_fixture(tmp_path / "raw", rows=50)
+    preprocess_raw(tmp_path / "raw", tmp_path / "processed")
+    with pytest.raises(DataError, match=r"holds processed ali_ccp_\*\.csv files: .* train --data"):
+        preprocess_raw(tmp_path / "processed", tmp_path / "out")
+
+
+@pytest.mark.parametrize("name", ["sample_skeleton_test.csv", "common_features_train.csv"])
+def test_an_empty_raw_file_is_named_before_anything_is_written(tmp_path, name):
+    write_raw_fixture(tmp_path / "raw", rows=50)
+    (tmp_path / "raw" / name).write_text("")
+    with pytest.raises(DataError, match=f"{name} in .* is empty"):
+        preprocess_raw(tmp_path / "raw", tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_the_other_splits_common_features_file_is_caught(tmp_path, split):
+    """Swapped common-features files would give every impression id 0 in all user fields."""
+    write_raw_fixture(tmp_path / "raw", rows=100)
+    other = "test" if split == "train" else "train"
+    common = tmp_path / "raw" / f"common_features_{split}.csv"
+    # the fixture shares context keys between splits; real downloads do not
+    common.write_text("".join(f"x{line}\n" for line in
+                              (tmp_path / "raw" / f"common_features_{other}.csv")
+                              .read_text().splitlines()))
+    with pytest.raises(DataError, match=rf"of sample_skeleton_{split}\.csv have a "
+                                        rf"common_feature_index that common_features_{split}"):
+        preprocess_raw(tmp_path / "raw", tmp_path / "out")
+    assert not list((tmp_path / "out").iterdir())
 
 
 def test_an_output_folder_that_is_a_file_is_reported_before_reading(tmp_path, monkeypatch):

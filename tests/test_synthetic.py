@@ -243,3 +243,23 @@ def test_an_output_folder_that_is_a_file_is_reported_before_any_row_is_drawn(tmp
     with pytest.raises(DataError, match="the output folder .* is a file; give a folder"):
         write_synthetic(taken, rows=100)
     assert taken.read_text() == "mine"
+
+
+def test_synth_never_overwrites_data_it_did_not_write(tmp_path):
+    real = tmp_path / "real"
+    write_synthetic(real, rows=300)
+    (real / "meta.json").unlink()  # now indistinguishable from processed real data
+    before = {p.name: p.read_bytes() for p in real.iterdir()}
+    with pytest.raises(DataError, match=r"already holds \['ali_ccp_test.csv', .*did not write"):
+        write_synthetic(real, rows=200, seed=1)
+    assert {p.name: p.read_bytes() for p in real.iterdir()} == before
+
+
+def test_synth_rewrites_its_own_dataset_but_not_another_one(tmp_path):
+    write_synthetic(tmp_path, rows=300, sample_names=True)
+    write_synthetic(tmp_path, rows=400, seed=2, sample_names=True)  # the same files again
+    meta = json.loads((tmp_path / "meta.json").read_text(encoding="utf-8"))
+    assert meta["parameters"]["rows"] == 400
+    with pytest.raises(DataError, match="a synthetic dataset under other file names"):
+        write_synthetic(tmp_path, rows=300)  # full names: the sample's meta.json would go
+    assert json.loads((tmp_path / "meta.json").read_text(encoding="utf-8")) == meta

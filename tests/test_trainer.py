@@ -143,7 +143,10 @@ def test_a_model_folder_that_cannot_be_used_fails_before_the_first_epoch(tmp_pat
     for folder, message in cases:
         with pytest.raises(DataError, match=message):
             MTLTrainer(mmoe(), n_epoch=1, model_path=folder, verbose=False).fit(train)
-    monkeypatch.setattr(files.os, "access", lambda *a: False)  # e.g. a read-only disk
+    def read_only_disk(**kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(files.tempfile, "TemporaryFile", read_only_disk)
     with pytest.raises(DataError, match="is not writable"):
         MTLTrainer(mmoe(), n_epoch=1, model_path=tmp_path / "ro", verbose=False).fit(train)
     assert trained == [] and a_file.read_text() == "keep me"
@@ -173,12 +176,12 @@ def test_progress_bars_follow_argument_then_environment(monkeypatch):
     assert show_progress(None) is True
 
 
-def test_training_prints_one_line_per_epoch(capsys):
+def test_training_prints_one_line_per_epoch_and_the_kept_one(capsys):
     train, val, _ = loaders(n=1000)
     MTLTrainer(mmoe(), n_epoch=2, earlystop_patience=5, progress=False).fit(train, val)
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("epoch 1/2  train loss cvr ")
-    assert "|  val cvr AUC" in lines[0]
+    assert len(lines) == 3 and lines[0].startswith("epoch 1/2  train loss cvr ")
+    assert "|  val cvr AUC" in lines[0] and lines[2].startswith("best epoch ")
 
 
 def test_predict_follows_stored_row_order_even_for_a_shuffled_loader():
@@ -260,3 +263,54 @@ def test_tiny_weights_and_moments_are_also_flushed_during_an_epoch(monkeypatch):
     moments = [trainer.optimizers[0].state[p]["exp_avg"] for p in dense]
     assert all(len(f) == 2 * len(dense) for f in flushed)
     assert all(a is b for a, b in zip(flushed[-1], dense + moments))
+
+
+def test_a_new_run_never_overwrites_an_earlier_one(tmp_path, capsys):
+    train, val, _ = loaders(n=600)
+    MTLTrainer(mmoe(), n_epoch=1, model_path=tmp_path, verbose=False).fit(train, val)
+    saved = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for resume in (False, True):
+        (tmp_path / "resume.pth").unlink() if resume else None  # only model.pth is left
+        with pytest.raises(DataError, match=r"already holds an earlier run \(model\.pth"
+                                            r".*resume=True \(--resume\)"):
+            MTLTrainer(mmoe(1), n_epoch=1, model_path=tmp_path, verbose=False).fit(train, val)
+        assert (tmp_path / "model.pth").read_bytes() == saved["model.pth"]
+
+
+def test_resuming_with_another_model_or_options_names_what_differs(tmp_path):
+    train, val, _ = loaders(n=600)
+    MTLTrainer(mmoe(), optimizer_params={"lr": 0.01}, n_epoch=1, model_path=tmp_path,
+               seed=0, verbose=False).fit(train, val)
+    wider = MMOE([SparseFeature("u", 50, 16), *FEATURES[1:]], ["classification"] * 2, 3,
+                 {"dims": [8]}, [{"dims": [4]}] * 2, task_names=["cvr", "ctr"])
+    other_loader = loaders(n=600, batch_size=128)[0]
+    cases = [
+        (wider, {"lr": 0.01}, 0, train, r"features: 'u' embed_dim 8 -> 16"),
+        (mmoe(), {"lr": 0.1}, 0, train, r"lr 0\.01 -> 0\.1"),
+        (mmoe(), {"lr": 0.01}, 1, train, r"seed 0 -> 1"),
+        (mmoe(), {"lr": 0.01}, 0, other_loader, r"batch_size 256 -> 128"),
+    ]
+    for model, options, seed, loader, message in cases:
+        trainer = MTLTrainer(model, optimizer_params=options, n_epoch=2, model_path=tmp_path,
+                             seed=seed, verbose=False)
+        with pytest.raises(CheckpointError, match=f"written by another run setup: {message}"):
+            trainer.fit(loader, val, resume=True)
+    # the same setup resumes; more epochs than before are allowed
+    trainer = MTLTrainer(mmoe(), optimizer_params={"lr": 0.01}, n_epoch=2, model_path=tmp_path,
+                         seed=0, verbose=False)
+    assert trainer.fit(train, val, resume=True)["epoch"] == [1, 2]
+
+
+def test_the_log_names_the_kept_epoch_and_says_early_stop_only_when_it_stopped_early(capsys):
+    train, val, _ = loaders()
+    MTLTrainer(mmoe(), optimizer_params={"lr": 0.05}, n_epoch=6, earlystop_taskid=1,
+               earlystop_patience=2, seed=0).fit(train, val)
+    log = capsys.readouterr().out.splitlines()
+    stopped = len([line for line in log if line.startswith("epoch ")])
+    assert stopped < 6 and log[-2] == "early stop: no better val ctr for 2 epochs"
+    assert log[-1].startswith("best epoch ") and log[-1].endswith("(val ctr): its weights are kept")
+    MTLTrainer(mmoe(), optimizer_params={"lr": 0.05}, n_epoch=stopped, earlystop_taskid=1,
+               earlystop_patience=2, seed=0).fit(train, val)
+    log = capsys.readouterr().out.splitlines()
+    assert not any(line.startswith("early stop") for line in log)  # it ran all its epochs
+    assert log[-1].startswith("best epoch ")

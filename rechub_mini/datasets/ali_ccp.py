@@ -20,7 +20,8 @@ import pandas as pd
 from ..errors import DataError
 from ..features import DenseFeature, Feature, SparseFeature
 from .ali_ccp_schema import (COMBINATION_COLUMNS, CONTEXT_COLUMNS, DENSE_COLUMNS, ITEM_COLUMNS,
-                             SPARSE_COLUMNS, SPLITS, USER_COLUMNS, split_file_name)
+                             SPARSE_COLUMNS, SPLITS, USER_COLUMNS, split_file_name,
+                             synthetic_files)
 from .csv_arrays import read_csv_arrays
 
 # ESMM's two embedding groups: who is looking (user + context) and what is shown (item and the
@@ -41,26 +42,43 @@ class AliCCP:
     files: dict[str, str] = field(default_factory=dict)
     dropped_purchase_without_click: dict[str, int] = field(default_factory=dict)
     unseen_ids_mapped_to_0: dict[str, int] = field(default_factory=dict)
+    synthetic: bool = False  # the files are the synthetic generator's (its meta.json lists them)
 
     def splits(self) -> dict[str, pd.DataFrame]:
         return {"train": self.train, "val": self.val, "test": self.test}
 
 
 def find_split_files(data_dir: str | os.PathLike, sample: bool | None = None) -> dict[str, Path]:
-    """Paths of the three splits; full files win over samples unless `sample` says otherwise."""
+    """Paths of the three splits; full files win over samples unless `sample` says otherwise.
+
+    A folder with some but not all full files is an error, not a reason to fall back to the
+    sample files next to them: that would train on the sample without a word.
+    """
     folder = Path(data_dir)
     if not folder.is_dir():
-        raise DataError(f"Data folder {str(data_dir)!r} does not exist. Pass the folder that "
-                        f"holds ali_ccp_train.csv (or ali_ccp_train_sample.csv).")
+        where = "" if folder.is_absolute() else f" (relative to the current folder {os.getcwd()})"
+        raise DataError(f"Data folder {str(data_dir)!r} does not exist{where}. Pass the folder "
+                        f"that holds ali_ccp_train.csv (or ali_ccp_train_sample.csv).")
     choices = [sample] if sample is not None else [False, True]
     for use_sample in choices:
         paths = {s: folder / split_file_name(s, use_sample) for s in SPLITS}
-        if all(p.exists() for p in paths.values()):
+        present = [p.exists() for p in paths.values()]
+        if all(present):
             return paths
+        if any(present) and (sample is not None or not use_sample):
+            missing = [p.name for p, here in zip(paths.values(), present) if not here]
+            raise DataError(f"{folder.name!r} holds only some of the splits: {missing} "
+                            f"{'is' if len(missing) == 1 else 'are'} missing. Put all three "
+                            f"{split_file_name('*', use_sample)} files there (a misspelt name, "
+                            f"e.g. ali_ccp_valid.csv, does not count).")
     wanted = " or ".join(", ".join(split_file_name(s, c) for s in SPLITS) for c in choices)
     found = sorted(p.name for p in folder.glob("*.csv"))
+    hint = ""
+    if any(name.startswith(("sample_skeleton_", "common_features_")) for name in found):
+        hint = (" These are raw Ali-CCP files: turn them into the processed splits first, with "
+                "`python -m rechub_mini preprocess --raw FOLDER --out NEW_FOLDER`.")
     raise DataError(f"{folder.name!r} does not hold all three splits: expected {wanted}; "
-                    f"found {found or 'no CSV files'}.")
+                    f"found {found or 'no CSV files'}.{hint}")
 
 
 def load_ali_ccp(data_dir: str | os.PathLike, sample: bool | None = None,
@@ -82,8 +100,9 @@ def load_ali_ccp(data_dir: str | os.PathLike, sample: bool | None = None,
             warnings.warn(f"{path.name}: dropped {dropped[split]} rows with purchase = 1 but "
                           f"click = 0 (a purchase needs a click).", stacklevel=2)
         frames[split] = pd.DataFrame(arrays, copy=False)
-    data = AliCCP(**frames, files={s: p.name for s, p in paths.items()},
-                  dropped_purchase_without_click=dropped)
+    names = {s: p.name for s, p in paths.items()}
+    data = AliCCP(**frames, files=names, dropped_purchase_without_click=dropped,
+                  synthetic=set(names.values()) <= synthetic_files(paths["train"].parent))
     data.unseen_ids_mapped_to_0 = map_unseen_ids_to_unknown(data)
     return data
 

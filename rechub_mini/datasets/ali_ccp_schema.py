@@ -5,6 +5,10 @@ ESMM paper (Ma et al., SIGIR 2018, arXiv 1804.07931, Table 1). The processed lay
 one torch-rechub's tutorial reads: two labels, 23 label-encoded sparse fields (0 = unknown or
 rare id) and 8 MinMax-scaled dense fields. Taught in tutorials/*/01_data_and_labels.ipynb.
 """
+from __future__ import annotations
+
+import json
+from pathlib import Path
 
 LABEL_COLUMNS = ["click", "purchase"]
 
@@ -96,3 +100,18 @@ SPLITS = ["train", "val", "test"]
 def split_file_name(split: str, sample: bool) -> str:
     """File name of one processed split, e.g. `ali_ccp_train_sample.csv` or `ali_ccp_train.csv`."""
     return f"ali_ccp_{split}{'_sample' if sample else ''}.csv"
+
+
+SYNTHETIC_GENERATOR = "rechub_mini.datasets.synthetic"  # meta.json's "generator" of synthetic data
+
+
+def synthetic_files(folder: Path) -> set[str]:
+    """Names of the split files that the synthetic generator wrote into `folder`, as its
+    meta.json lists them; empty when there is no such meta.json (e.g. real data)."""
+    try:
+        meta = json.loads((Path(folder) / "meta.json").read_text(encoding="utf-8"))
+        if meta.get("generator") != SYNTHETIC_GENERATOR:
+            return set()
+        return {str(split["file"]) for split in meta["splits"].values()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()

@@ -41,6 +41,9 @@ def count_data_rows(path: Path) -> int:
 
 
 def check_header(path: Path) -> list[str]:
+    if path.stat().st_size == 0:
+        raise DataError(f"{path.name} is empty (0 bytes): an interrupted copy or download? "
+                        f"Copy or write it again.")
     # utf-8-sig: a spreadsheet's "CSV UTF-8" export starts with a byte-order mark
     with open(path, encoding="utf-8-sig") as f:
         header = f.readline().strip().split(",")
@@ -158,7 +161,7 @@ def read_cache(path: Path) -> dict[str, np.ndarray] | None:
     """Memory-mapped arrays from the cache, or None if it is missing or stale."""
     folder = _cache_dir(path)
     try:
-        meta = json.loads((folder / "meta.json").read_text())
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if meta.get("stamp") != _stamp(path):
@@ -174,9 +177,10 @@ def write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
     folder = _cache_dir(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=path.parent))
     try:
+        os.chmod(tmp, 0o755)  # readable by all, like the CSV next to it (mkdtemp: owner only)
         for c, a in arrays.items():
             np.save(tmp / f"{c}.npy", a)
-        (tmp / "meta.json").write_text(json.dumps({"stamp": _stamp(path)}))
+        (tmp / "meta.json").write_text(json.dumps({"stamp": _stamp(path)}), encoding="utf-8")
         if folder.exists():
             old = folder.with_name(folder.name + ".old")
             shutil.rmtree(old, ignore_errors=True)

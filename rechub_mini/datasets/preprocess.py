@@ -47,6 +47,9 @@ SPLIT_RULE = ("A raw test row goes to val if the first byte of blake2b(sample_id
 MISSING_RULE = ("A field absent from a row (or a row whose common_feature_index is not in the "
                 "common features) gets id 0 and dense value 0; MinMax is fitted on the values "
                 "present.")
+# More than this share of a split's impressions without user fields means a wrong or damaged
+# common-features file, not a few missing contexts (which are reported and kept).
+MAX_MISSING_COMMON = 0.5
 
 Stats = dict[str, Counter]  # split -> {"rows", "dropped", "missing_common"}
 
@@ -142,14 +145,37 @@ def _atomic_outputs(folder: Path, names: list[str]) -> Iterator[dict[str, IO[str
 
 def _raw_paths(raw_dir: str | os.PathLike) -> dict[str, Path]:
     folder = Path(raw_dir)
+    if not folder.is_dir():
+        raise DataError(f"The raw folder {str(raw_dir)!r} does not exist. Pass the folder that "
+                        f"holds {', '.join(RAW_FILES.values())}.")
     missing = [name for name in RAW_FILES.values() if not (folder / name).is_file()]
     if missing:
         found = (f"lacks {', '.join(missing)}" if len(missing) < len(RAW_FILES)
                  else "holds none of the raw Ali-CCP files")
+        processed = ("" if not list(folder.glob("ali_ccp_*.csv")) else " It holds processed "
+                     "ali_ccp_*.csv files: those need no preprocessing, pass the folder to "
+                     "`python -m rechub_mini train --data`.")
         raise DataError(f"The raw folder {str(raw_dir)!r} {found}. It must hold all four: "
                         f"{', '.join(RAW_FILES.values())}. Download them from Tianchi "
-                        f"(dataset 408) and unpack them there.")
+                        f"(dataset 408) and unpack them there.{processed}")
+    for name in RAW_FILES.values():
+        if (folder / name).stat().st_size == 0:
+            raise DataError(f"{name} in {str(raw_dir)!r} is empty. Download or unpack it again.")
     return {key: folder / name for key, name in RAW_FILES.items()}
+
+
+def _check_join(stats: Counter, skeleton: Path, common: Path) -> None:
+    """Stop when a skeleton had no impressions, or most of them found no user fields: the
+    common-features file is then the wrong one (the other split's) or damaged, and every row
+    would silently get id 0 for all user fields."""
+    rows = stats["rows"] + stats["dropped"]
+    if rows == 0:
+        raise DataError(f"{skeleton.name} holds no impressions. Download or unpack it again.")
+    if stats["missing_common"] > MAX_MISSING_COMMON * stats["rows"]:
+        raise DataError(f"{stats['missing_common']:,} of {stats['rows']:,} impressions of "
+                        f"{skeleton.name} have a common_feature_index that {common.name} does "
+                        f"not list. Check that {common.name} belongs to {skeleton.name} (same "
+                        f"split, same download) and is complete.")
 
 
 def preprocess_raw(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, min_count: int = 10,
@@ -173,8 +199,10 @@ def preprocess_raw(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, min_c
                         f"often an id must appear in train to get its own embedding (default 10).")
     out = prepare_folder(out_dir, "the output folder")
     common = read_common_features(paths["common_train"], progress)
-    vocab, ranges = _fit(_joined_rows(paths["skeleton_train"], common, defaultdict(Counter),
+    fit_stats: Stats = defaultdict(Counter)
+    vocab, ranges = _fit(_joined_rows(paths["skeleton_train"], common, fit_stats,
                                       lambda _: "train", progress), min_count)
+    _check_join(fit_stats["train"], paths["skeleton_train"], paths["common_train"])
     stats: Stats = {split: Counter() for split in SPLITS}
     csv_names = {split: split_file_name(split, sample=False) for split in SPLITS}
     with _atomic_outputs(out, [*csv_names.values(), REPORT_NAME]) as files:
@@ -189,6 +217,7 @@ def preprocess_raw(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, min_c
         common = {}  # let the train index go before the test one is read
         common = read_common_features(paths["common_test"], progress)
         write(_joined_rows(paths["skeleton_test"], common, stats, split_of, progress))
+        _check_join(stats["val"] + stats["test"], paths["skeleton_test"], paths["common_test"])
         report = {
             "min_count": min_count,
             "rows": {split: stats[split]["rows"] for split in SPLITS},

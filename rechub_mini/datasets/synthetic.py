@@ -25,6 +25,7 @@ import json
 import math
 import numbers
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,9 +33,10 @@ from sklearn.metrics import roc_auc_score
 
 from .. import __version__
 from ..errors import DataError
-from ..files import prepare_folder, write_atomically
+from ..files import prepare_folder, write_all_atomically
 from .ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, ESTIMATED_VOCAB_SIZES, REAL_STATS,
-                             REAL_VOCAB_SIZES, SPARSE_COLUMNS, SPLITS, split_file_name)
+                             REAL_VOCAB_SIZES, SPARSE_COLUMNS, SPLITS, SYNTHETIC_GENERATOR,
+                             split_file_name, synthetic_files)
 
 GENERATOR_VERSION = 1
 # Target rates: ctr = clicks / impressions, cvr = purchases / clicks (post-click).
@@ -209,8 +211,8 @@ def write_synthetic(out_dir: str | os.PathLike, rows: int, seed: int = 0,
     """Draw `rows` impressions once, split them in order into train/val/test CSVs and meta.json.
 
     Files are named by `split_file_name` (`ali_ccp_train.csv`, or `ali_ccp_train_sample.csv`
-    with `sample_names`), each written atomically, byte for byte the same for the same
-    arguments. meta.json records the parameters, the command that reproduces the files, per
+    with `sample_names`), written together atomically (an interrupted run keeps the old files),
+    byte for byte the same for the same arguments. meta.json records the parameters, the command that reproduces the files, per
     split counts, rates and oracle AUCs, and the vocabulary size (max id + 1) of each field.
     Returns the meta dict. `None` for vocab_scale or task_relatedness means the default.
     """
@@ -230,13 +232,14 @@ def write_synthetic(out_dir: str | os.PathLike, rows: int, seed: int = 0,
             raise DataError(f"split_fractions {split_fractions!r} leave the {split} split no "
                             f"rows out of {rows}; use more rows or a larger fraction.")
     out = prepare_folder(out_dir, "the output folder")
+    check_nothing_overwritten(out, {split_file_name(s, sample_names) for s in SPLITS})
     frame, truth = generate_ali_ccp(rows, seed, preset, vocab_scale, task_relatedness)
-    splits = {}
+    splits, writes = {}, {}
     for split, (start, end) in zip(SPLITS, bounds):
         part = frame.iloc[start:end]
         name = split_file_name(split, sample_names)
-        write_atomically(out / name, lambda tmp: part.to_csv(
-            tmp, index=False, float_format="%.4f", lineterminator="\n"))
+        writes[out / name] = lambda tmp, part=part: part.to_csv(
+            tmp, index=False, float_format="%.4f", lineterminator="\n")
         splits[split] = {"file": name, **_split_stats(
             part, truth["p_ctr"][start:end], truth["p_cvr"][start:end])}
     command = (f"python -m rechub_mini synth --rows {int(rows)} --seed {int(seed)} "
@@ -246,7 +249,7 @@ def write_synthetic(out_dir: str | os.PathLike, rows: int, seed: int = 0,
         command += " --split-fractions " + ",".join(repr(x) for x in fractions)
     command += " --sample-names" * bool(sample_names) + " --out DIR"
     meta = {
-        "generator": "rechub_mini.datasets.synthetic", "generator_version": GENERATOR_VERSION,
+        "generator": SYNTHETIC_GENERATOR, "generator_version": GENERATOR_VERSION,
         "rechub_mini_version": __version__,
         "parameters": {"rows": int(rows), "seed": int(seed), "preset": preset,
                        "vocab_scale": float(vocab_scale),
@@ -259,9 +262,27 @@ def write_synthetic(out_dir: str | os.PathLike, rows: int, seed: int = 0,
         "splits": splits,
         "vocab_sizes": {f: int(frame[f].max()) + 1 for f in SPARSE_COLUMNS},
     }
-    write_atomically(out / "meta.json", lambda tmp: tmp.write_text(
-        json.dumps(meta, indent=2) + "\n", encoding="utf-8"))
+    writes[out / "meta.json"] = lambda tmp: tmp.write_text(
+        json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    write_all_atomically(writes)  # all files or none: an interrupted run keeps the old set
     return meta
+
+
+def check_nothing_overwritten(out: Path, names: set[str]) -> None:
+    """Refuse to write over split files that this generator did not write (real data, for
+    instance), or over another synthetic dataset whose meta.json would be replaced."""
+    existing = {p.name for p in out.glob("ali_ccp_*.csv")}
+    if not existing:
+        return
+    ours = synthetic_files(out)
+    if existing <= ours and ours == names:  # the same dataset again: its files and meta.json
+        return
+    foreign = sorted(existing - ours) or sorted(existing)
+    what = ("a synthetic dataset under other file names" if not existing - ours
+            else "files that the synthetic generator did not write (no meta.json of its own "
+                 "lists them)")
+    raise DataError(f"The output folder {out.name!r} already holds {foreign}: {what}. synth does "
+                    f"not overwrite them; give another --out folder, or delete those files first.")
 
 
 def _checked(rows, seed, preset, vocab_scale, task_relatedness) -> tuple[float, float]:
