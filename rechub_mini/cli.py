@@ -66,7 +66,7 @@ def train(args: argparse.Namespace) -> None:
 
 def check_train_args(args: argparse.Namespace) -> None:
     """The training options, checked before any data is read and named as typed."""
-    from .distributed import is_main, world_size
+    from .distributed import check_on_main, world_size
     from .files import prepare_folder
     from .trainer import check_count, check_no_earlier_run, check_rate, resolve_device
 
@@ -82,10 +82,13 @@ def check_train_args(args: argparse.Namespace) -> None:
                         f"got {args.batch_size}.")
     if args.resume and args.save is None:
         raise DataError("--resume needs --save: the folder the interrupted run saved to.")
-    if args.save is not None and is_main():  # rank 0 writes the model, as in fit
-        prepare_folder(args.save, "--save")
-        if not args.resume:
-            check_no_earlier_run(args.save)
+    if args.save is not None:
+        def check_save_folder() -> None:
+            prepare_folder(args.save, "--save")
+            if not args.resume:
+                check_no_earlier_run(args.save, "--save")
+
+        check_on_main(check_save_folder)  # rank 0 writes the model, as in fit
 
 
 def train_model(args: argparse.Namespace) -> None:

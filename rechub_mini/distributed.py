@@ -18,8 +18,12 @@ import datetime
 import math
 import os
 
+from collections.abc import Callable
+
 import torch
 import torch.distributed as dist
+
+from .errors import DataError
 
 TIMEOUT = datetime.timedelta(minutes=int(os.environ.get("RECHUB_MINI_DIST_TIMEOUT_MIN", "10")))
 
@@ -50,6 +54,24 @@ def world_size() -> int:
 
 def is_main() -> bool:
     return rank() == 0
+
+
+def check_on_main(check: Callable[[], object]) -> None:
+    """Run `check` on rank 0 alone (it looks at the files that rank 0 writes) and raise its
+    DataError on every rank: a rank that went on alone would die in its next collective with
+    a transport error ("Connection reset by peer") instead of the message."""
+    if not is_distributed():
+        check()
+        return
+    message = [None]
+    if is_main():
+        try:
+            check()
+        except DataError as err:
+            message[0] = str(err)
+    dist.broadcast_object_list(message, src=0)
+    if message[0] is not None:
+        raise DataError(message[0])
 
 
 def gather_rows(rows: torch.Tensor, counts: list[int] | None = None) -> torch.Tensor:

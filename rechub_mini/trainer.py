@@ -125,12 +125,12 @@ class LossModule(nn.Module):
         return self.model.loss(x, y)
 
 
-def check_no_earlier_run(model_path: str | os.PathLike) -> None:
+def check_no_earlier_run(model_path: str | os.PathLike, what: str = "model_path") -> None:
     """A new run never writes over the model and state of an earlier one in its folder."""
     earlier = [name for name in (BEST_FILE, RESUME_FILE)
                if os.path.exists(os.path.join(model_path, name))]
     if earlier:
-        raise DataError(f"model_path {os.fspath(model_path)!r} already holds an earlier run "
+        raise DataError(f"{what} {os.fspath(model_path)!r} already holds an earlier run "
                         f"({', '.join(earlier)}), which a new run would overwrite. Continue it "
                         f"with resume=True (--resume), or give another folder; delete those "
                         f"files to start over there.")
@@ -318,9 +318,15 @@ class MTLTrainer:
                 loader.shard(self.rank, self.world_size)
         if resume and self.model_path is None:
             raise DataError("resume=True needs model_path: the folder the interrupted run saved to.")
-        if self.model_path is not None and self.rank == 0:
-            # now, not after an epoch of training, when the first checkpoint is written
-            prepare_folder(self.model_path, "model_path")
+        resuming = resume and os.path.exists(self._path(RESUME_FILE))
+        if self.model_path is not None:
+            def check_model_folder() -> None:
+                # now, not after an epoch of training, when the first checkpoint is written
+                prepare_folder(self.model_path, "model_path")
+                if not resuming:
+                    check_no_earlier_run(self.model_path)
+
+            distributed.check_on_main(check_model_folder)  # rank 0 writes the checkpoints
         if self.seed is not None:
             torch.manual_seed(self.seed)
             train_dataloader.seed = self.seed
@@ -331,9 +337,6 @@ class MTLTrainer:
         best_state = None
         self._run_settings = {"batch_size": getattr(train_dataloader, "batch_size", None),
                               "processes": self.world_size, "seed": self.seed}
-        resuming = resume and os.path.exists(self._path(RESUME_FILE))
-        if self.model_path is not None and not resuming:
-            check_no_earlier_run(self.model_path)
         if resume and not resuming:  # a mistyped folder should not pass unnoticed
             self._print(f"nothing to resume: no {RESUME_FILE} in {os.fspath(self.model_path)!r}; "
                         f"starting a new run")

@@ -45,9 +45,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def torchrun_command(nproc, script):
+def torchrun_command(nproc, *program):
+    """torchrun over loopback; `program` is a script path, or "-m", module and arguments."""
     return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-            "--master_addr=127.0.0.1", f"--master_port={free_port()}", str(script)]
+            "--master_addr=127.0.0.1", f"--master_port={free_port()}", *map(str, program)]
 
 
 def launch(tmp_path, sample_dir, nproc, crash_rank=-1, timeout=300):
@@ -125,3 +126,24 @@ def test_sparse_gradients_are_averaged_over_the_ranks(tmp_path):
         assert mean.abs().sum() > 0
         for rank in (0, 1):
             torch.testing.assert_close(after[rank][table], mean)
+
+
+def test_a_folder_problem_found_by_rank_0_stops_every_rank_with_its_message(tmp_path,
+                                                                             sample_dir):
+    """Only rank 0 writes (and checks) the model folder; the other ranks must stop with the
+    same one-line error, not die in their next collective with a transport error."""
+    from rechub_mini.cli import main
+
+    save = tmp_path / "run"
+    assert main(["train", "--data", str(sample_dir), "--epochs", "1", "--save", str(save)]) == 0
+    command = torchrun_command(2, "-m", "rechub_mini", "train", "--data", sample_dir,
+                               "--epochs", "1", "--save", save)
+    env = dict(os.environ, RECHUB_MINI_DIST_TIMEOUT_MIN="2", OMP_NUM_THREADS="1")
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode != 0
+    # each rank prints the line, unless torchrun stops rank 1 first once rank 0 has failed
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert 1 <= len(errors) <= 2 and all(
+        e.startswith("error: --save ") and "already holds an earlier run" in e
+        for e in errors), result.stderr[-3000:]
+    assert "Connection reset" not in result.stderr and "[rank1]: Traceback" not in result.stderr
