@@ -92,10 +92,11 @@ def _feature_changes(saved: list, current: list) -> str:
                 changes.append((name, attr, a, b))
         if type(old[name]) is not type(new[name]):
             changes.append((name, "kind", type(old[name]).__name__, type(new[name]).__name__))
-    kinds = {(attr, a, b) for _, attr, a, b in changes}
-    if len(changes) > 1 and len(kinds) == 1 and None not in kinds.pop()[1:]:
-        _, attr, a, b = changes[0]
-        return f"{attr} {a} -> {b} ({len(changes)} features)"
+    if not changes:
+        return "the same features in another order"
+    _, attr, a, b = changes[0]
+    if len(changes) > 1 and a is not None and all(c[1:] == (attr, a, b) for c in changes):
+        return f"{attr} {a} -> {b} ({len(changes)} features)"  # e.g. another --embed-dim
     shown = [f"{name!r} {attr}" + (f" {a} -> {b}" if a is not None else "")
              for name, attr, a, b in changes[:3]]
     return ", ".join(shown) + (f", ... ({len(changes)} in all)" if len(changes) > 3 else "")
