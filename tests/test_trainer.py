@@ -314,3 +314,19 @@ def test_the_log_names_the_kept_epoch_and_says_early_stop_only_when_it_stopped_e
     log = capsys.readouterr().out.splitlines()
     assert not any(line.startswith("early stop") for line in log)  # it ran all its epochs
     assert log[-1].startswith("best epoch ")
+
+
+def test_model_differences_names_reordered_and_changed_features(tmp_path):
+    from rechub_mini.checkpoint import model_differences, read_checkpoint, save_checkpoint
+
+    save_checkpoint(tmp_path / "m.pth", mmoe())
+    saved = read_checkpoint(tmp_path / "m.pth")
+    assert model_differences(saved, mmoe(1)) == []  # other weights, same setup
+    reordered = MMOE(FEATURES[::-1], ["classification"] * 2, 3, {"dims": [8]},
+                     [{"dims": [4]}] * 2, task_names=["cvr", "ctr"])
+    assert model_differences(saved, reordered) == [
+        "features: the same features in another order"]
+    other = MMOE([SparseFeature("u", 60, 8), FEATURES[2]], ["classification"] * 2, 3,
+                 {"dims": [8]}, [{"dims": [4]}] * 2, task_names=["cvr", "ctr"])
+    assert model_differences(saved, other) == [
+        "features: 'i' missing now, 'u' vocab_size 50 -> 60"]
