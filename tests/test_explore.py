@@ -65,9 +65,14 @@ def test_popularity_curve_share_and_top_share():
     values = pd.Series([1] * 6 + [2] * 3 + [3] + [0] * 5)
     assert explore.popularity_curve(values).tolist() == [6, 3, 1]
     assert explore.popularity_curve(pd.Series([5, 5, 1])).tolist() == [2, 1]  # 2..4 never occur
+    assert explore.ids_seen(values).tolist() == [1, 2, 3]  # 0 is unknown, not an id
     assert explore.share_of_ids_seen_fewer_than(values, 3) == pytest.approx(1 / 3)
-    assert explore.share_of_ids_seen_fewer_than(values, 3, vocab_size=5) == pytest.approx(2 / 4)
+    # ids that never occur are not counted as rare; ids asked about explicitly are
+    gaps = pd.Series([1, 1, 1, 9, 9, 9, 5])
+    assert explore.share_of_ids_seen_fewer_than(gaps, 3) == pytest.approx(1 / 3)
+    assert explore.share_of_ids_seen_fewer_than(gaps, 3, ids=[1, 5, 9, 12]) == pytest.approx(2 / 4)
     assert explore.top_share(values, 0.34) == pytest.approx(6 / 10)  # one id of three
+    assert explore.top_share(gaps, 0.5) == pytest.approx(6 / 7)  # 1 and 9 of three ids seen
     assert explore.top_share(values, 1.0) == 1.0
     with pytest.raises(DataError, match="fraction"):
         explore.top_share(values, 0)

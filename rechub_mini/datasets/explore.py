@@ -86,17 +86,35 @@ def popularity_curve(values: np.ndarray | pd.Series) -> np.ndarray:
     return np.sort(counts[counts > 0])[::-1]
 
 
+def ids_seen(values: np.ndarray | pd.Series) -> np.ndarray:
+    """The distinct ids that occur in `values`, sorted; id 0 (unknown) left out.
+
+    Ids below the largest one need not all occur (a synthetic field draws its ids from a
+    range; real ids are re-encoded only if frequent), so counting 1 .. max would add ids that
+    exist nowhere.
+    """
+    ids = np.unique(np.asarray(values, dtype=np.int64))
+    return ids[ids > 0]
+
+
 def share_of_ids_seen_fewer_than(values: np.ndarray | pd.Series, k: int,
-                                 vocab_size: int | None = None) -> float:
-    """Share of the ids 1 .. vocab_size - 1 that occur fewer than `k` times in `values`."""
-    return float((id_counts(values, vocab_size) < k).mean())
+                                 ids: np.ndarray | None = None) -> float:
+    """Share of `ids` (default: the ids that occur in `values`) that occur fewer than `k` times
+    in `values`. Pass e.g. the training split's ids to ask how many of them are rare among its
+    clicked rows."""
+    ids = ids_seen(values) if ids is None else np.asarray(ids, dtype=np.int64)
+    if ids.size == 0:
+        return float("nan")
+    values = np.asarray(values, dtype=np.int64)
+    counts = np.bincount(values, minlength=int(max(ids.max(), values.max(initial=0))) + 1)
+    return float((counts[ids] < k).mean())
 
 
 def top_share(values: np.ndarray | pd.Series, fraction: float) -> float:
-    """Share of rows (unknown id 0 left out) taken by the top `fraction` of ids 1 .. max."""
+    """Share of rows (unknown id 0 left out) taken by the top `fraction` of the ids that occur."""
     if not 0 < fraction <= 1:
         raise DataError(f"fraction must be in (0, 1], e.g. 0.1 for the top 10%; got {fraction}.")
-    curve = np.sort(id_counts(values))[::-1]
+    curve = popularity_curve(values)
     top = max(1, int(round(fraction * len(curve))))
     return float(curve[:top].sum() / curve.sum())
 

@@ -147,11 +147,12 @@ def generate_ali_ccp(rows: int, seed: int = 0, preset: str = "tutorial",
 
 
 def oracle_aucs(frame: pd.DataFrame, p_ctr: np.ndarray, p_cvr: np.ndarray) -> dict[str, float]:
-    """AUCs of the true probabilities: the best any model can score on these rows.
+    """AUCs of the true probabilities: no model beats them on these rows except by chance.
 
     `ctr`: pCTR vs click on all rows; `cvr_clicked`: pCVR vs purchase on clicked rows (how CVR
     is usually evaluated); `ctcvr`: pCTR*pCVR vs purchase on all rows; `cvr_all`: pCVR vs
-    purchase on all rows. NaN where the rows hold only one class.
+    purchase on all rows, which is no ceiling: purchase on all rows is the CTCVR label, which
+    pCTR*pCVR ranks better than pCVR does (lesson 02). NaN where the rows hold only one class.
     """
     click, purchase = frame["click"].to_numpy(), frame["purchase"].to_numpy()
     p_ctr, p_cvr = np.asarray(p_ctr, dtype=np.float64), np.asarray(p_cvr, dtype=np.float64)

@@ -251,10 +251,11 @@ Now the target itself. The true pCVR is the chance that the user would buy *if* 
 it exists for every impression, clicked or not. Its average over the clicked impressions is
 clearly higher than over all impressions: in this data, the items and users that draw clicks
 also tend to buy more. A CVR model that only sees clicked impressions learns from a population
-that converts better than the one it will rank. ESMM (lesson 02) avoids this by training on
-the entire space of impressions.
+that converts better than the one it will rank. ESMM (lesson 02) answers by training on the
+entire space of impressions; lesson 02 also measures, with this ground truth, how much that
+matters on this data.
 """, zh="""
-再看目标本身。真实 pCVR 是“*如果*用户点击了，会购买的概率”；无论是否被点击，每次曝光都有这个值。它在被点击曝光上的平均值明显高于在全部曝光上的平均值：在这份数据里，吸引点击的商品和用户也更容易购买。只见过被点击曝光的 CVR 模型，学习的是一个比它将来要排序的人群更容易转化的人群。ESMM（第 02 节）在全空间的曝光上训练，从而避开这个问题。
+再看目标本身。真实 pCVR 是“*如果*用户点击了，会购买的概率”；无论是否被点击，每次曝光都有这个值。它在被点击曝光上的平均值明显高于在全部曝光上的平均值：在这份数据里，吸引点击的商品和用户也更容易购买。只见过被点击曝光的 CVR 模型，学习的是一个比它将来要排序的人群更容易转化的人群。ESMM（第 02 节）的对策是在全空间的曝光上训练；第 02 节还会用这份真实概率来衡量，这在这份数据上到底有多大影响。
 """),
     code("""
 means = explore.mean_on_clicked_vs_all(p_cvr, train["click"])
@@ -295,33 +296,35 @@ plt.show()
 """),
     md(en="""
 For an embedding to be learned, its id must appear often enough, and for a CVR model it must
-appear among the *clicked* impressions. The table counts, per field: the ids (1 to the largest id), the
-share of impressions taken by the top 10% of ids, and the share of ids seen fewer than 10 times
-among all impressions and among clicked impressions.
+appear among the *clicked* impressions. The table counts, per field, over the ids that occur in
+the training split: how many there are, the share of impressions taken by the top 10% of them,
+and the share of them seen fewer than 10 times among all impressions and among clicked
+impressions.
 """, zh="""
-要学好一个 id 的嵌入，这个 id 必须出现得足够多；对 CVR 模型来说，它还必须出现在*被点击*的曝光里。下表按字段统计：id 个数（从 1 到最大 id）、前 10% 的 id 占全部曝光的比例，以及在全部曝光中和在被点击曝光中出现不到 10 次的 id 所占比例。
+要学好一个 id 的嵌入，这个 id 必须出现得足够多；对 CVR 模型来说，它还必须出现在*被点击*的曝光里。下表按字段、针对训练集中出现过的 id 统计：这些 id 的个数、其中前 10% 的 id 占全部曝光的比例，以及其中在全部曝光中和在被点击曝光中出现不到 10 次的 id 所占比例。
 """),
     code("""
 rows = {}
 for field in ["101", "205", "207", "216"]:
-    vocab_size = int(train[field].max()) + 1
+    ids = explore.ids_seen(train[field])
     rows[field] = {
-        "ids": vocab_size - 1,
+        "ids seen": len(ids),
         "top 10% ids' share": explore.top_share(train[field], 0.1),
         "<10 times (all)": explore.share_of_ids_seen_fewer_than(train[field], 10),
-        "<10 times (clicked)": explore.share_of_ids_seen_fewer_than(clicked[field], 10,
-                                                                    vocab_size),
+        "<10 times (clicked)": explore.share_of_ids_seen_fewer_than(clicked[field], 10, ids),
     }
 print(pd.DataFrame.from_dict(rows, orient="index").round(3).to_string())
 """),
     md(en="""
-Almost every item id (`205`) is seen at least 10 times overall, but among clicked impressions
-about a fifth are not, and for shops (`207`) and brands (`216`) it is far more. On the real
-data, with 467,298 items and a CVR of 0.53%, most ids are never seen with a purchase at all.
+Every id of these fields is seen at least 10 times among all impressions, but among clicked
+impressions about a fifth of the item ids (`205`) are not, and about one shop (`207`) in seven
+and one brand (`216`) in nine: even in this small, enriched sample the CVR task sees many ids
+only a few times. On the real data, with 4.3 million items (467,298 item ids even after dropping those seen fewer than 10
+times) and a CVR of 0.53%, most ids are never seen with a purchase at all.
 That is data sparsity: the CVR task has far fewer examples per id than the CTR task, which is
 why ESMM and MMoE share embeddings between the two.
 """, zh="""
-几乎每个商品 id（`205`）在全部曝光中都至少出现 10 次，但在被点击的曝光中约有五分之一达不到；店铺（`207`）和品牌（`216`）的情况更严重。在真实数据上，商品有 467,298 个，CVR 只有 0.53%，大多数 id 从未和一次购买一起出现过。这就是数据稀疏：CVR 任务每个 id 的样本比 CTR 任务少得多，所以 ESMM 和 MMoE 都让两个任务共享嵌入。
+这些字段的每个 id 在全部曝光中都至少出现 10 次，但在被点击的曝光中，约五分之一的商品 id（`205`）达不到，店铺（`207`）约七个里有一个、品牌（`216`）约九个里有一个达不到：即使在这份比率调高的小样本里，CVR 任务也有很多 id 只见过寥寥几次。在真实数据上，商品有 430 万个（去掉出现不到 10 次的 id 后仍有 467,298 个商品 id），CVR 只有 0.53%，大多数 id 从未和一次购买一起出现过。这就是数据稀疏：CVR 任务每个 id 的样本比 CTR 任务少得多，所以 ESMM 和 MMoE 都让两个任务共享嵌入。
 """),
     md(en="""
 ## Exercises
@@ -339,17 +342,21 @@ print(ctr_by_position.round(4).to_string())
 print("position 1 / position 4:", round(ctr_by_position[1] / ctr_by_position[4], 2))
 """, tags=["solution"]),
     md(en="""
-**Exercise 2.** Data sparsity for the CVR task: what share of item shops (field `207`, ids
-1 .. max) has no purchase at all in the training set, and what share has fewer than 5?
-Hint: `explore.id_counts` on the purchased rows, with the vocabulary size of the training set.
+**Exercise 2.** Data sparsity for the CVR task: what share of the item shops (field `207`)
+seen in the training set has no purchase at all there, and what share has fewer than 5?
+Hint: `explore.share_of_ids_seen_fewer_than` on the purchased rows, with the shops seen in
+training as `ids`.
 """, zh="""
-**练习 2.** CVR 任务的数据稀疏：训练集中有多大比例的店铺（字段 `207`，id 从 1 到最大值）一次购买都没有？购买少于 5 次的又占多少？提示：对有购买的行调用 `explore.id_counts`，并传入训练集的词表大小。
+**练习 2.** CVR 任务的数据稀疏：在训练集中出现过的店铺（字段 `207`）里，有多大比例在训练集中一次购买都没有？购买少于 5 次的又占多少？提示：对有购买的行调用 `explore.share_of_ids_seen_fewer_than`，并把训练集中出现过的店铺作为 `ids` 传入。
 """),
     code("""
-vocab_size = int(train["207"].max()) + 1
-purchases_per_shop = explore.id_counts(train.loc[train["purchase"] == 1, "207"], vocab_size)
-print("shops without a purchase:", round(float((purchases_per_shop == 0).mean()), 3))
-print("shops with fewer than 5 purchases:", round(float((purchases_per_shop < 5).mean()), 3))
+shops = explore.ids_seen(train["207"])
+purchased = train.loc[train["purchase"] == 1, "207"]
+print("shops seen in training:", len(shops))
+print("shops without a purchase:",
+      round(explore.share_of_ids_seen_fewer_than(purchased, 1, shops), 3))
+print("shops with fewer than 5 purchases:",
+      round(explore.share_of_ids_seen_fewer_than(purchased, 5, shops), 3))
 """, tags=["solution"]),
     md(en="""
 **Exercise 3.** With the regenerated ground truth, compute the oracle AUCs of the test set
@@ -378,8 +385,8 @@ print("meta.json:", {k: round(v, 4) for k, v in meta["splits"]["test"]["oracle_a
   and in their true pCVR.
 - Data sparsity: few purchases, and a long tail of ids that are rarely clicked.
 
-Next: **02_esmm** trains on the entire space to remove the bias, and compares ESMM with the
-paper's BASE model.
+Next: **02_esmm** trains on the entire space, as the ESMM paper proposes against this bias,
+and compares ESMM with the paper's BASE model.
 """, zh="""
 ## 小结
 
@@ -389,6 +396,6 @@ paper's BASE model.
 - 样本选择偏差：被点击的曝光与全部曝光不同，特征分布不同，真实 pCVR 也不同。
 - 数据稀疏：购买很少，大量长尾 id 很少被点击。
 
-下一节 **02_esmm** 在全空间上训练来消除偏差，并把 ESMM 与论文中的 BASE 模型做比较。
+下一节 **02_esmm** 按照 ESMM 论文针对这种偏差提出的办法，在全空间上训练，并把 ESMM 与论文中的 BASE 模型做比较。
 """),
 ]

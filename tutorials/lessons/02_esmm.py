@@ -89,6 +89,7 @@ from rechub_mini import ESMM, BaseCVR, MTLTrainer
 from rechub_mini.compare import fit_model, make_loaders
 from rechub_mini.datasets import ali_ccp
 from rechub_mini.datasets.ali_ccp_schema import PAPER_AUCS
+from rechub_mini.datasets.synthetic import expected_auc, generate_ali_ccp
 from rechub_mini.metrics import auc
 from rechub_mini.plots import plot_history, plot_roc
 
@@ -248,48 +249,91 @@ print(table.round(3).to_string())
     md(en=r"""
 ## CVR on clicked rows vs on the entire space
 
-A CVR model is used to rank all impressions, not only clicked ones. So also score pCVR on
-**all** test rows against the purchase label: the entire-space view, where sample selection
-bias shows. We take the predictions with `trainer.predict` (columns `[pCVR, pCTR, pCTCVR]`)
-and score them with `rechub_mini.metrics.auc`.
+A CVR model ranks all impressions, not only clicked ones, so we would like to know how good
+its pCVR is on the **unclicked** impressions too: would this user have bought, had they
+clicked? Real logs never say. The synthetic data does: its ground truth holds every row's true
+pCVR, clicked or not. We regenerate it from the parameters in `meta.json` (as lesson 01 does)
+and score each model's pCVR three ways (predictions from `trainer.predict`, columns
+`[pCVR, pCTR, pCTCVR]`):
+
+* on **clicked rows** against the purchase label: the paper's CVR AUC;
+* on **unclicked rows against the truth**: `expected_auc` is the AUC expected over purchases
+  drawn from the true pCVR. These are the impressions BASE never trained on, the ones sample
+  selection bias is about;
+* on **all rows against the purchase label**: tempting, but an unclicked impression has
+  purchase 0 whatever the user would have done, so on all rows this is the CTCVR label.
 """, zh=r"""
 ## 点击过的行上的 CVR 与全空间上的 CVR
 
-CVR 模型要给全部曝光排序，而不仅仅是点击过的曝光。所以我们也在**全部**测试行上用购买标签评估 pCVR：
-这就是全空间视角，样本选择偏差会在这里显现。用 `trainer.predict` 取得预测（列为 `[pCVR, pCTR, pCTCVR]`），
-再用 `rechub_mini.metrics.auc` 计算 AUC。
+CVR 模型要给全部曝光排序，而不仅仅是点击过的曝光，所以我们也想知道它的 pCVR 在**未点击**的曝光上好不好：
+假如用户点击了，他会不会购买？真实日志永远不会告诉我们。合成数据可以：它的真实概率里有每一行真实的 pCVR，
+无论是否被点击。我们用 `meta.json` 里的参数重新生成真实概率（和第 01 课一样），然后用三种方式给每个模型的
+pCVR 打分（预测来自 `trainer.predict`，列为 `[pCVR, pCTR, pCTCVR]`）：
+
+* 在**点击过的行**上对照购买标签：也就是论文中的 CVR AUC；
+* 在**未点击的行上对照真实概率**：`expected_auc` 是购买按真实 pCVR 抽取时 AUC 的期望值。这些正是 BASE
+  从未在上面训练过的曝光，也正是样本选择偏差所关心的曝光；
+* 在**全部行**上对照购买标签：看起来很自然，但未点击的曝光无论用户本来会怎么做，购买都是 0，所以在全部行上
+  这其实就是 CTCVR 的标签。
 """),
     code(r"""
+params = meta["parameters"]
+_, truth = generate_ali_ccp(params["rows"], seed=params["seed"], preset=params["preset"],
+                            vocab_scale=params["vocab_scale"],
+                            task_relatedness=params["task_relatedness"])
+start = len(data.train) + len(data.val)  # the test split comes last
+true_cvr, true_ctr = truth["p_cvr"][start:], truth["p_ctr"][start:]
 purchase, click = test.y[:, 0].numpy(), test.y[:, 1].numpy()
 clicked = click == 1
 predictions = {name: t.predict(t.model, test) for name, t in trainers.items()}
-print(f"{'CVR AUC':<7} {'clicked rows':>13} {'all rows':>9}")
-for name, p in predictions.items():
-    print(f"{name:<7} {auc(purchase[clicked], p[clicked, 0]):>13.3f} "
-          f"{auc(purchase, p[:, 0]):>9.3f}")
-print(f"{'oracle':<7} {oracle['cvr_clicked']:>13.3f} {oracle['cvr_all']:>9.3f}")
+scores = {**{f"{name} pCVR": p[:, 0] for name, p in predictions.items()},
+          "true pCVR": true_cvr, "true pCTR x pCVR": true_ctr * true_cvr}
+print(f"{'AUC':<17} {'clicked rows':>12} {'unclicked vs truth':>19} {'all rows':>9}")
+for name, score in scores.items():
+    print(f"{name:<17} {auc(purchase[clicked], score[clicked]):>12.3f} "
+          f"{expected_auc(true_cvr[~clicked], score[~clicked]):>19.3f} "
+          f"{auc(purchase, score):>9.3f}")
 """),
     md(en=r"""
-On clicked rows the two models are close. On all rows BASE's pCVR loses much more. Its CVR
-network has only ever seen clicked impressions: users, items and positions that are seldom
-clicked are barely trained in its embeddings, and impressions like the unclicked majority were
-never part of its training set. That is sample selection bias, made worse by data sparsity.
-ESMM's pCVR stays close to the oracle AUC on the entire space, because its CVR tower is trained
-on every impression through the product. ROC curves of the same predictions:
+What the three columns say:
+
+* **Unclicked rows, against the truth**: BASE's pCVR ranks the impressions it never trained on
+  as well as ESMM's. In this generator a purchase depends on the features in the same way
+  whether or not the impression was clicked, and the sample's small vocabularies give every id
+  many clicked impressions, so training on clicked rows costs BASE nothing here.
+* **All rows, against the purchase label**: ESMM's pCVR scores higher, but this column is not a
+  CVR metric. Even the true pCVR scores below the true pCTR × pCVR on it: it rewards a pCVR that
+  has absorbed some of the click propensity, which ESMM's, learned only through the product,
+  does.
+* So on this data ESMM's gains are the ones in the tables above, on clicked rows and on
+  CTCVR. That training on the entire space removes sample selection bias is the ESMM paper's
+  argument for the real data, with its sparse ids; later work argues that ESMM's pCVR is
+  itself biased (ESCM², Wang et al., SIGIR 2022, arXiv 2204.05125). On real logs the middle
+  column cannot be computed at all, which is why CVR is scored on clicked rows.
+
+ROC curves of the two metrics that mean what they say:
 """, zh=r"""
-在点击过的行上，两个模型差距不大。在全部行上，BASE 的 pCVR 掉得多得多。它的 CVR 网络只见过被点击的曝光：
-很少被点击的用户、物品和位置，在它的嵌入里几乎没有得到训练；而占大多数的未点击曝光，从来不在它的训练集里。
-这就是样本选择偏差，数据稀疏又让它更严重。ESMM 的 pCVR 在全空间上依然接近理论上限 AUC，因为它的 CVR 塔
-通过乘积在每一个曝光上接受训练。下面是同一批预测的 ROC 曲线：
+三列分别说明了什么：
+
+* **未点击的行，对照真实概率**：BASE 的 pCVR 在它从未训练过的曝光上，排序和 ESMM 的一样好。在这个生成器里，
+  无论曝光是否被点击，购买都以同样的方式依赖于特征；而样例数据的词表很小，每个 id 都有很多被点击的曝光，
+  所以只在点击过的行上训练，在这里并没有让 BASE 吃亏。
+* **全部行，对照购买标签**：ESMM 的 pCVR 分数更高，但这一列并不是 CVR 指标。在这一列上，连真实的 pCVR
+  都比不过真实的 pCTR × pCVR：它奖励的是吸收了一部分点击倾向的 pCVR，而 ESMM 的 pCVR 只通过乘积学习，
+  恰好如此。
+* 所以在这份数据上，ESMM 的提升就是上面几张表里的那些：点击过的行上的 CVR 和 CTCVR。"在全空间上训练可以
+  消除样本选择偏差"是 ESMM 论文针对真实数据（id 非常稀疏）的论证；后来的工作认为 ESMM 的 pCVR 本身也有
+  偏差（ESCM²，Wang 等，SIGIR 2022，arXiv 2204.05125）。在真实日志上，中间那一列根本无法计算，这也是
+  CVR 要在点击过的行上评估的原因。
+
+下面是两个名副其实的指标的 ROC 曲线：
 """),
     code(r"""
-fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
 plot_roc(purchase[clicked], {n: p[clicked, 0] for n, p in predictions.items()},
          "pCVR vs purchase, clicked rows", ax=axes[0])
-plot_roc(purchase, {n: p[:, 0] for n, p in predictions.items()},
-         "pCVR vs purchase, all rows", ax=axes[1])
 plot_roc(purchase, {n: p[:, 2] for n, p in predictions.items()},
-         "pCTCVR vs purchase, all rows", ax=axes[2])
+         "pCTCVR vs purchase, all rows", ax=axes[1])
 plt.show()
 """),
     md(en=r"""
@@ -320,7 +364,7 @@ How to read the two tables side by side:
   rates), so every AUC here is higher than on the real data.
 * The CVR gain on clicked rows is small here, about the size of the noise: the test set has
   about 1,200 clicks and 300 purchases, so an AUC moves by about ±0.01 with another seed or
-  another sample (exercise 3 tries another seed). The entire-space gap above is much larger.
+  another sample (exercise 3 tries another seed).
 * Where BASE does as well as ESMM (CTR), that is expected: both learn CTR from the clicks of
   all impressions. ESMM's CTR tower also gets gradient through the CTCVR product and shares its
   embeddings with the CVR tower, but its CTR AUC comes out level with BASE's: what ESMM changes
@@ -331,7 +375,7 @@ How to read the two tables side by side:
 * 方向一致：ESMM 在 CVR（点击过的行）和 CTCVR 上都优于 BASE。但幅度不可比：合成数据特意设计成有可学习的
   信号（点击率和购买率都被调高），所以这里每个 AUC 都比真实数据上的高。
 * 在点击过的行上，CVR 的提升在这里很小，大约和噪声同一量级：测试集只有约 1,200 次点击和 300 次购买，
-  换一个随机种子或换一份样本，AUC 大约会变动 ±0.01（练习 3 会换一个随机种子）。上面全空间上的差距则大得多。
+  换一个随机种子或换一份样本，AUC 大约会变动 ±0.01（练习 3 会换一个随机种子）。
 * BASE 和 ESMM 表现相当的地方（CTR）是意料之中的：两者都从全部曝光的点击中学习 CTR。ESMM 的 CTR 塔还会通过
   CTCVR 这个乘积得到梯度，并且和 CVR 塔共享嵌入，但它的 CTR AUC 与 BASE 持平：ESMM 改变的是 CVR 的学习方式。
 """),
