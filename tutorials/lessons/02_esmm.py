@@ -286,10 +286,10 @@ true_cvr, true_ctr = truth["p_cvr"][start:], truth["p_ctr"][start:]
 purchase, click = test.y[:, 0].numpy(), test.y[:, 1].numpy()
 clicked = click == 1
 predictions = {name: t.predict(t.model, test) for name, t in trainers.items()}
-scores = {**{f"{name} pCVR": p[:, 0] for name, p in predictions.items()},
-          "true pCVR": true_cvr, "true pCTR x pCVR": true_ctr * true_cvr}
+pcvr_scores = {**{f"{name} pCVR": p[:, 0] for name, p in predictions.items()},
+               "true pCVR": true_cvr, "true pCTR x pCVR": true_ctr * true_cvr}
 print(f"{'AUC':<17} {'clicked rows':>12} {'unclicked vs truth':>19} {'all rows':>9}")
-for name, score in scores.items():
+for name, score in pcvr_scores.items():
     print(f"{name:<17} {auc(purchase[clicked], score[clicked]):>12.3f} "
           f"{expected_auc(true_cvr[~clicked], score[~clicked]):>19.3f} "
           f"{auc(purchase, score):>9.3f}")
@@ -428,10 +428,15 @@ keep their sign?
 打印它们的测试集 AUC。和上面的表相比，哪些差异的正负号保持不变？
 """),
     code(r"""
+seed_1 = {}
 for cls in (ESMM, BaseCVR):
     torch.manual_seed(1)
     model = cls(user, item, cvr_params={"dims": [16, 8]}, ctr_params={"dims": [16, 8]})
     trainer = fit_model(model, (train, val, test), patience=3, seed=1)
+    seed_1[cls.__name__] = trainer.evaluate(trainer.model, test).as_dict()
     print(f"{cls.__name__:<7} seed 1:", trainer.evaluate(trainer.model, test))
+for task in ("cvr", "ctr", "ctcvr"):
+    print(f"ESMM - BASE, {task:<5}  seed 0: {table.loc['ESMM - BASE', task]:+.3f}   "
+          f"seed 1: {seed_1['ESMM'][task] - seed_1['BaseCVR'][task]:+.3f}")
 """, tags=["solution"]),
 ]

@@ -228,6 +228,8 @@ The average gate weights over the test set, tasks × experts:
     code(r"""
 mmoe = trainers["MMoE"].model
 weights = average_gate_weights(mmoe, test)
+for task, row in zip(TASKS, weights):
+    print(f"{task:<8} {[round(float(w), 2) for w in row]}")
 print("gate difference (0 = same mix, 1 = no expert in common):",
       round(gate_difference(weights), 3))
 plot_gate_weights(weights, TASKS, title="MMoE on the sample: average gate weights")
@@ -282,8 +284,9 @@ What this run shows, honestly:
 
 * **The tasks never become opposite.** Even at $r = -0.5$, `true corr` stays positive: a
   purchase needs a click, so on the entire space the purchase probability is pCTR × pCVR and
-  carries the click signal in it. The knob weakens how related the tasks are, but cannot make
-  them conflict.
+  carries the click signal in it. In this generator the knob weakens how related the tasks
+  are, but cannot make them conflict (with a pCVR that falls steeply as pCTR rises, real data
+  could).
 * **The purchase task gets harder** as $r$ falls (see the oracle rows): when the fields that
   bring clicks put buyers off, fewer purchases come from the impressions most likely clicked.
 * **The two models stay within a few thousandths of each other in every row**: the shared
@@ -301,7 +304,7 @@ What this run shows, honestly:
 这次运行如实显示了：
 
 * **两个任务从来没有变得相反。** 即使 $r = -0.5$，`true corr` 仍然为正：购买需要先点击，所以在全空间上，
-  购买概率是 pCTR × pCVR，本身就带着点击的信号。这个旋钮能削弱任务之间的相关性，却不能让它们冲突。
+  购买概率是 pCTR × pCVR，本身就带着点击的信号。在这个生成器里，这个旋钮能削弱任务之间的相关性，却不能让它们冲突（如果 pCVR 随 pCTR 上升而急剧下降，真实数据是可能冲突的）。
 * **随着 $r$ 变小，购买任务变难了**（看 oracle 那几行）：当带来点击的字段反而劝退买家时，最可能被点击的曝光
   带来的购买就更少。
 * **两个模型在每一行都只相差千分之几**：$r = 0.9$ 和 $0.3$ 时共享底层在购买上略微领先，其余情况 MMoE 持平或

@@ -338,6 +338,9 @@ change, and why does a higher threshold help with data sparsity but lose informa
 strict = preprocess_raw(raw, work / "processed-min50", min_count=50)
 for field in ["101", "205", "216"]:
     print(field, report["vocab_sizes"][field], "->", strict["vocab_sizes"][field])
+# Fewer rows, each seen in at least 50 impressions: better-trained embeddings. But every id
+# seen 10 to 49 times now shares row 0 with all the others, and the model can no longer
+# tell those users or items apart.
 """, tags=["solution"]),
     md(en="""
 **Exercise 2.** Change one value in the processed `ali_ccp_train.csv` of the synthetic folder,
@@ -349,12 +352,13 @@ load it again with `read_csv_arrays(..., cache=True)` and check that the cache w
 """),
     code("""
 path = full / "ali_ccp_train.csv"
+print("before:", read_csv_arrays(path, cache=True)["101"][0])
 lines = path.read_text().splitlines()
 fields = lines[1].split(",")
-fields[2] = "0"  # column 101 of the first row
+fields[2] = "0" if fields[2] != "0" else "1"  # column 101 of the first row, changed
 lines[1] = ",".join(fields)
 path.write_text("\\n".join(lines) + "\\n")
-print(read_csv_arrays(path, cache=True)["101"][0])
+print("after: ", read_csv_arrays(path, cache=True)["101"][0])
 """, tags=["solution"]),
     md(en="""
 **Exercise 3.** Train the same ESMM with `--batch-size 4096` from the command line on the
