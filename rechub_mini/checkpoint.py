@@ -8,8 +8,10 @@ leaves either the previous checkpoint or the new one, never half of one.
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import __version__
@@ -21,6 +23,8 @@ CHECKPOINT_FORMAT = "rechub_mini.checkpoint/1"
 
 
 def _encode(value):
+    if isinstance(value, np.generic):  # e.g. dims from np.arange: torch.load would refuse it
+        return value.item()
     if isinstance(value, (SparseFeature, DenseFeature)):
         return {"__feature__": value.to_dict()}
     if isinstance(value, (list, tuple)):
@@ -66,6 +70,12 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"No checkpoint at {path.name!r} (looked in {path.parent.name!r}).")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"{path.name!r} holds Python objects that torch.load(weights_only="
+                              f"True) will not read: not a rechub_mini checkpoint, or one written "
+                              f"by an older version with numpy numbers among its options. "
+                              f"Retrain, or load it with torch.load(weights_only=False) if you "
+                              f"trust where it came from.") from None
     except Exception as err:
         raise CheckpointError(f"Checkpoint {path.name!r} is damaged or truncated and cannot be "
                               f"read ({type(err).__name__}). Use an earlier copy or retrain."
@@ -133,13 +143,12 @@ def load_model(path: str | os.PathLike, features=None):
         raise CheckpointError(f"Checkpoint holds unknown model class {payload['model_class']!r}.")
     model = cls(**_decode(payload["model_args"]))
     if features is not None and list(features) != model.features:
-        stored = {f.name: f for f in model.features}
-        given = {f.name: f for f in features}
-        diff = sorted(n for n in stored.keys() | given.keys() if stored.get(n) != given.get(n))
-        raise CheckpointError(f"The features do not match the checkpoint's; they differ in "
-                              f"{diff}. Build the features the way the model was trained.")
+        raise CheckpointError(f"The features do not match the checkpoint's: "
+                              f"{_feature_changes(model.features, list(features))}. Build the "
+                              f"features the way the model was trained, in the same order.")
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as err:
         raise CheckpointError(f"Checkpoint weights do not fit the model: {err}") from None
+    model.from_checkpoint = True  # trained already: fit keeps its output biases
     return model

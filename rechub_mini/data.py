@@ -8,6 +8,7 @@ shuffling, one vectorised gather per matrix. Taught in tutorials/*/00_quickstart
 """
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator, Mapping, Sequence
 
 import warnings
@@ -29,6 +30,8 @@ def _first_bad_row(bad: np.ndarray) -> int:
 def column_to_numpy(name: str, values) -> np.ndarray:
     """One input column as a 1-D numeric numpy array, with a clear error for bad values."""
     if isinstance(values, torch.Tensor):
+        if values.dtype in (torch.bfloat16, torch.float16):  # numpy has no bfloat16
+            values = values.float()
         values = values.detach().cpu().numpy()
     if isinstance(values, (pd.Series, pd.Index)) or isinstance(
         getattr(values, "dtype", None), pd.api.extensions.ExtensionDtype
@@ -70,6 +73,8 @@ def _is_memory_mapped(arr: np.ndarray) -> bool:
     return False
 
 
+FLOAT32_EXACT_INTEGERS = 2**24  # float32 holds every whole number below this, not all above
+
 TORCH_DTYPES = {np.dtype(np.int32): torch.int32, np.dtype(np.int64): torch.int64,
                 np.dtype(np.float32): torch.float32}
 
@@ -81,6 +86,16 @@ def column_dtype(arr: np.ndarray) -> np.dtype:
             arr.min() >= -2**31 and arr.max() < 2**31)
         return np.dtype(np.int32 if fits else np.int64)
     return np.dtype(np.float32)
+
+
+def check_seed(seed) -> int:
+    """A shuffling seed as a Python int (numpy integers are fine); None draws one from torch's
+    global generator, so torch.manual_seed still makes the run reproducible."""
+    if seed is None:
+        return int(torch.randint(0, 2**31 - 1, ()))
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise DataError(f"seed must be a whole number (or None), got {seed!r}.")
+    return int(seed)
 
 
 def _in_file(arr: np.ndarray) -> bool:
@@ -188,7 +203,7 @@ class BatchLoader:
                   for name, a in arrays.items()}
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
-        self.seed = seed
+        self.seed = check_seed(seed)
         self.drop_last = drop_last
         self.epoch = 0
         self.rank, self.world_size = 0, 1
@@ -314,6 +329,12 @@ class BatchLoader:
 def _checked_ids(feature: SparseFeature, column: torch.Tensor) -> torch.Tensor:
     if column.is_floating_point():
         _check_finite(feature.name, column)
+        if len(column) and float(column.abs().max()) >= FLOAT32_EXACT_INTEGERS:
+            raise DataError(
+                f"Sparse feature {feature.name!r} holds its ids as floats up to "
+                f"{float(column.abs().max()):,.0f}; floats are stored as float32, which cannot "
+                f"tell ids from {FLOAT32_EXACT_INTEGERS:,} on apart. Pass the column as "
+                f"integers (e.g. df[{feature.name!r}].astype('int64')).")
         fractional = column != column.round()
         if fractional.any():
             row = int(fractional.nonzero()[0])
@@ -395,6 +416,7 @@ class DataGenerator:
                             f"got {list(split_ratio)}.")
         everything = BatchLoader(self.x, self.y)
         n = everything.num_rows
+        seed = check_seed(seed)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         n_train, n_val = int(n * split_ratio[0]), int(n * split_ratio[1])
         parts = [order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]]

@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.metrics import mean_squared_error, roc_auc_score
 
@@ -34,6 +35,11 @@ def auc(y_true: np.ndarray, y_score: np.ndarray, name: str = "task") -> float:
                         f"infinite (first at row {int(np.flatnonzero(bad)[0])}). The model's "
                         f"weights have stopped being finite: train again with a lower learning "
                         f"rate.")
+    labels = pd.unique(pd.Series(y_true.ravel()))
+    if pd.isna(labels).any() or not set(labels.tolist()) <= {0, 1}:
+        odd = [v for v in labels.tolist() if pd.isna(v) or v not in (0, 1)][:5]
+        raise DataError(f"AUC of {name}: labels must be 0 or 1, found {odd}. Score a binary "
+                        f"label (e.g. click), or use MSE for a regression task.")
     if len(y_true) == 0 or len(np.unique(y_true)) < 2:
         present = np.unique(y_true).tolist()
         warnings.warn(f"AUC of {name} is undefined on {len(y_true)} rows with labels {present}"

@@ -25,10 +25,10 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .checkpoint import model_differences, read_checkpoint, save_checkpoint
-from .data import BatchLoader
+from .data import BatchLoader, check_seed
 from .errors import CheckpointError, DataError, TrainingError
 from .files import prepare_folder
-from .metrics import TaskScores, task_scores
+from .metrics import MetricWarning, TaskScores, task_scores
 from .models.base import MultiTaskModel, TaskHeadsModel
 from .models.layers import ids_checked
 from .optim import DenseAdam, EmbeddingAdam, flush_tiny_values
@@ -79,21 +79,25 @@ def check_rate(name: str, value) -> float:
     return float(value)
 
 
-def check_optimizer_params(options: Mapping) -> None:
+def check_optimizer_params(options: Mapping) -> dict:
     """Names and values of optimizer_params, checked before any optimizer is built: a negative
-    weight decay would otherwise train without complaint, pushing the weights outwards."""
+    weight decay would otherwise train without complaint, pushing the weights outwards.
+    Returns them as plain Python numbers (a numpy float in a checkpoint's optimizer state
+    would make torch.load(weights_only=True) refuse the file)."""
     unknown = set(options) - ADAM_OPTIONS - {"weight_decay"}
     if unknown:
         raise DataError(f"optimizer_params has unknown options {sorted(unknown)}; allowed: "
                         f"lr, weight_decay, betas, eps.")
-    for name in ("lr", "weight_decay", "eps"):
-        if name in options:
-            check_rate(f"optimizer_params[{name!r}]", options[name])
+    checked = {name: check_rate(f"optimizer_params[{name!r}]", options[name])
+               for name in ("lr", "weight_decay", "eps") if name in options}
     betas = options.get("betas", (0.9, 0.999))
     if not isinstance(betas, Sequence) or len(betas) != 2 or not all(
             isinstance(b, numbers.Real) and 0 <= b < 1 for b in betas):
         raise DataError(f"optimizer_params['betas'] must be two numbers in [0, 1), e.g. "
                         f"(0.9, 0.999); got {betas!r}.")
+    if "betas" in options:
+        checked["betas"] = (float(betas[0]), float(betas[1]))
+    return checked
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -157,7 +161,8 @@ class MTLTrainer:
         start_at_base_rates: before this trainer's first epoch (not when resuming), start each
             task's output at its label's average in the training data
             (`model.start_at_base_rates`: MMoE and SharedBottom; ESMM and BaseCVR are left as
-            built). Set False to go on training a model that is already trained.
+            built). Set False to go on training a model that is already trained; a model
+            from `load_model` is always kept as it is.
     """
 
     def __init__(self, model: MultiTaskModel, task_types: Sequence[str] | None = None,
@@ -170,18 +175,19 @@ class MTLTrainer:
                 and list(task_types) != model.task_types:
             raise DataError(f"task_types {list(task_types)} differ from the model's "
                             f"{model.task_types}; pass the same list to both.")
-        if not 0 <= earlystop_taskid < len(model.task_names):
+        if isinstance(earlystop_taskid, bool) or not isinstance(
+                earlystop_taskid, numbers.Integral) or not 0 <= earlystop_taskid < len(
+                model.task_names):
             raise DataError(f"earlystop_taskid {earlystop_taskid} is not a task index of "
                             f"{model.task_names}.")
-        options = dict(optimizer_params or {})
-        check_optimizer_params(options)
+        options = check_optimizer_params(dict(optimizer_params or {}))
         self.device = resolve_device(device)
         self.model = model.to(self.device)
         self.n_epoch = check_count("n_epoch", n_epoch)
-        self.earlystop_taskid = earlystop_taskid
+        self.earlystop_taskid = int(earlystop_taskid)
         self.earlystop_patience = check_count("earlystop_patience", earlystop_patience)
         self.model_path = model_path
-        self.seed = seed
+        self.seed = None if seed is None else check_seed(seed)
         self.progress = show_progress(progress)
         self.verbose = verbose
         self.start_at_base_rates = start_at_base_rates
@@ -342,12 +348,14 @@ class MTLTrainer:
                         f"starting a new run")
         if resuming:
             run, best_state = self._restore()
-        elif self.start_at_base_rates and not any(opt.state for opt in self.optimizers):
+        elif self.start_at_base_rates and not any(opt.state for opt in self.optimizers) \
+                and not getattr(self.model, "from_checkpoint", False):
             # a new run: the labels are the same on every process (all rows, before sharding)
             self.model.start_at_base_rates(train_dataloader.y.to(self.device))
         history = run["history"]
         key = self.earlystop_taskid
         higher_is_better = self.model.task_types[key] == "classification"
+        warned_nan = False
         for epoch in range(run["next_epoch"], 0 if run["finished"] else self.n_epoch):
             train_dataloader.set_epoch(epoch)
             losses = self.train_one_epoch(train_dataloader, epoch)
@@ -363,10 +371,21 @@ class MTLTrainer:
                     history["val"][name].append(value)
                 line = f"{line}  |  val {scores}"
                 score, best = scores[key], run["best_score"]
-                improved = best_state is None or (not math.isnan(score) and (
-                    best is None or (score > best if higher_is_better else score < best)))
-                if improved:
-                    run["best_score"] = None if math.isnan(score) else score
+                if math.isnan(score):  # e.g. no purchase among the validation's clicked rows
+                    improved = best is None  # nothing to judge by yet: keep the latest epoch
+                    if not warned_nan:
+                        warned_nan = True
+                        warnings.warn(
+                            f"val {names[key]} is NaN at epoch {epoch + 1} (its validation "
+                            f"rows hold one class only), so early stopping cannot judge the "
+                            f"epoch; until a score exists the latest epoch is kept. Use more "
+                            f"validation rows or another earlystop_taskid.", MetricWarning,
+                            stacklevel=2)
+                else:
+                    improved = best is None or (score > best if higher_is_better else
+                                                score < best)
+                    if improved:
+                        run["best_score"] = score
             self._print(line)
             if improved:
                 run["waited"] = 0

@@ -164,3 +164,28 @@ def test_shards_split_the_rows_between_processes():
         val.shard(rank, 3)
         blocks += sum((xb["a"].tolist() for xb, _ in val), [])
     assert blocks == list(range(10))  # blocks in rank order restore the row order
+
+
+def test_seeds_may_be_numpy_integers_or_none():
+    x = {"a": np.arange(100)}
+    numpy_seed = BatchLoader(x, None, batch_size=10, shuffle=True, seed=np.int64(3))
+    plain = BatchLoader(x, None, batch_size=10, shuffle=True, seed=3)
+    assert [b[0]["a"].tolist() for b in numpy_seed] == [b[0]["a"].tolist() for b in plain]
+    torch.manual_seed(5)
+    first = [b[0]["a"].tolist() for b in BatchLoader(x, None, 10, shuffle=True, seed=None)]
+    torch.manual_seed(5)
+    again = [b[0]["a"].tolist() for b in BatchLoader(x, None, 10, shuffle=True, seed=None)]
+    assert first == again  # None: drawn from torch's generator, so manual_seed still rules
+    with pytest.raises(DataError, match="seed must be a whole number"):
+        BatchLoader(x, None, seed=1.5)
+    loaders = DataGenerator(x, np.zeros(100)).generate_dataloader(split_ratio=[0.8, 0.1],
+                                                                 seed=np.int64(1))
+    assert loaders[0].num_rows == 80
+
+
+def test_float_ids_beyond_float32s_whole_numbers_are_refused():
+    ids = np.arange(2**24, 2**24 + 1000, dtype=np.float64)  # float32 would merge half of them
+    loader = BatchLoader({"item": ids}, np.zeros(1000))
+    with pytest.raises(DataError, match=r"'item' holds its ids as floats up to 16,778,21\d.*"
+                                        r"astype\('int64'\)"):
+        loader.check_features([SparseFeature("item", 2**24 + 1000)])

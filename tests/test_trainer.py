@@ -11,6 +11,7 @@ from rechub_mini import files
 from rechub_mini import trainer as trainer_module
 from rechub_mini.data import BatchLoader
 from rechub_mini.optim import EmbeddingAdam
+from rechub_mini.metrics import MetricWarning
 from rechub_mini.trainer import PROGRESS_ENV, show_progress
 
 FEATURES = [SparseFeature("u", 50, 8), SparseFeature("i", 40, 8), DenseFeature("d")]
@@ -124,8 +125,10 @@ def test_nan_loss_stops_with_epoch_and_step():
 def test_damaged_checkpoint_and_mismatched_features_get_clear_errors(tmp_path):
     train, _, _ = loaders(n=500)
     MTLTrainer(mmoe(), n_epoch=1, model_path=tmp_path, verbose=False).fit(train)
-    with pytest.raises(CheckpointError, match="features do not match.*'u'"):
+    with pytest.raises(CheckpointError, match="features do not match.*'u' vocab_size 50 -> 51"):
         load_model(tmp_path, features=[SparseFeature("u", 51, 8)] + FEATURES[1:])
+    with pytest.raises(CheckpointError, match="the same features in another order"):
+        load_model(tmp_path, features=FEATURES[::-1])
     data = (tmp_path / "model.pth").read_bytes()
     (tmp_path / "model.pth").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="damaged or truncated"):
@@ -330,3 +333,63 @@ def test_model_differences_names_reordered_and_changed_features(tmp_path):
                  {"dims": [8]}, [{"dims": [4]}] * 2, task_names=["cvr", "ctr"])
     assert model_differences(saved, other) == [
         "features: 'i' missing now, 'u' vocab_size 50 -> 60"]
+
+
+def test_numpy_numbers_in_the_options_still_give_loadable_checkpoints(tmp_path):
+    """Sweeps built with numpy hand over numpy scalars; torch.load(weights_only=True) refuses
+    them, so a checkpoint holding one could be written but never read back."""
+    train, val, _ = loaders(n=600)
+    model = MMOE(FEATURES, ["classification"] * 2, np.int64(3), {"dims": [np.int64(8)]},
+                 [{"dims": [4], "dropout": np.float64(0.1)}] * 2, task_names=["cvr", "ctr"])
+    MTLTrainer(model, optimizer_params={"lr": np.float64(0.01), "betas": (np.float64(0.9), np.float64(0.99))},
+               n_epoch=1, model_path=tmp_path, seed=np.int64(0), verbose=False).fit(train, val)
+    restored = load_model(tmp_path)
+    assert restored.init_args["expert_params"]["dims"] == [8]
+    trainer = MTLTrainer(restored, optimizer_params={"lr": 0.01, "betas": (0.9, 0.99)},
+                         n_epoch=2, model_path=tmp_path, seed=0, verbose=False)
+    assert trainer.fit(train, val, resume=True)["epoch"] == [1, 2]
+
+
+def test_task_names_must_be_distinct_names():
+    for names, message in [(["click", "click"], r"repeat \['click'\]"),
+                           ("pc", "must be a list of names")]:
+        with pytest.raises(DataError, match=message):
+            MMOE(FEATURES, ["classification"] * 2, 3, {"dims": [8]}, [{"dims": [4]}] * 2,
+                 task_names=names)
+
+
+@pytest.mark.filterwarnings("ignore:AUC of cvr is undefined")  # each evaluation says so too
+def test_an_undefined_validation_score_is_reported_and_the_latest_epoch_kept():
+    train, _, _ = loaders(n=800)
+    x, y = click_data(400, 1)
+    y[:, 0] = 0  # no purchase in the validation rows: the cvr AUC is undefined
+    val = BatchLoader(x, y, batch_size=256)
+    trainer = MTLTrainer(mmoe(), optimizer_params={"lr": 0.01}, n_epoch=3, earlystop_patience=1,
+                         seed=0, verbose=False)
+    with pytest.warns(MetricWarning, match=r"val cvr is NaN at epoch 1 .* another earlystop_"):
+        history = trainer.fit(train, val)
+    assert history["epoch"] == [1, 2, 3] and history["best_epoch"] == 3
+
+
+def test_a_loaded_model_keeps_its_output_biases_when_training_goes_on(tmp_path):
+    train, val, _ = loaders(n=800)
+    MTLTrainer(mmoe(), optimizer_params={"lr": 0.05}, n_epoch=2, model_path=tmp_path,
+               seed=0, verbose=False).fit(train, val)
+    model = load_model(tmp_path)
+    before = trainer_module.MTLTrainer(model, verbose=False).predict(model, val)
+    MTLTrainer(model, optimizer_params={"lr": 0.0}, n_epoch=1, seed=0, verbose=False).fit(train)
+    after = MTLTrainer(model, verbose=False).predict(model, val)
+    assert np.array_equal(before, after)  # lr 0 and no reset: nothing moved
+
+
+def test_odd_labels_and_task_indexes_get_clear_errors():
+    from rechub_mini.metrics import auc
+
+    with pytest.raises(DataError, match=r"labels must be 0 or 1, found \[2\]"):
+        auc([0, 1, 2, 1], [0.1, 0.2, 0.3, 0.4])
+    with pytest.raises(DataError, match=r"labels must be 0 or 1, found \[nan\]"):
+        auc([0, 1, float("nan"), 1], [0.1, 0.2, 0.3, 0.4])
+    with pytest.raises(DataError, match="earlystop_taskid 1.0 is not a task index"):
+        MTLTrainer(mmoe(), earlystop_taskid=1.0)
+    x = {"u": torch.tensor([1, 2, 3]).bfloat16(), "i": np.arange(3), "d": np.ones(3)}
+    assert BatchLoader(x, None).x["u"].tolist() == [1.0, 2.0, 3.0]  # numpy has no bfloat16

@@ -153,12 +153,14 @@ def build_features(train: pd.DataFrame, columns: Sequence[str], embed_dim: int =
 
 
 def model_inputs(frame: pd.DataFrame, features: Sequence[Feature],
-                 labels: Sequence[str] = LABELS) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """(x, y) for DataGenerator: x = {feature name: column}, y = the label columns in order."""
+                 labels: Sequence[str] = LABELS
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """(x, y) for DataGenerator: x = {feature name: column}, y = the label columns in order
+    (None with `labels=[]`, for rows to predict on)."""
     missing = [c for c in [*(f.name for f in features), *labels] if c not in frame.columns]
     if missing:
         raise DataError(f"The frame has no columns {missing}, which the features and labels "
                         f"need. Use a split of load_ali_ccp, or features built from this frame.")
     x = {f.name: frame[f.name].to_numpy() for f in features}
-    y = np.column_stack([frame[c].to_numpy() for c in labels])
+    y = np.column_stack([frame[c].to_numpy() for c in labels]) if labels else None
     return x, y

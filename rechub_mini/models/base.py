@@ -91,10 +91,16 @@ class TaskHeadsModel(MultiTaskModel):
 
     def _setup_tasks(self, task_types: Sequence[str], task_names: Sequence[str] | None) -> None:
         self.task_types = check_task_types(task_types)
-        names = list(task_names) if task_names is not None else [
+        if isinstance(task_names, str):
+            raise DataError(f"task_names must be a list of names, e.g. ['purchase', 'click'], "
+                            f"got the string {task_names!r}.")
+        names = [str(n) for n in task_names] if task_names is not None else [
             f"task_{i}" for i in range(len(self.task_types))]
         if len(names) != len(self.task_types):
             raise DataError(f"{len(names)} task_names for {len(self.task_types)} task_types.")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:  # the loss and the scores are kept by name: one task would be lost
+            raise DataError(f"task_names {names} repeat {repeated}; give each task its own name.")
         self.task_names = names
         self.register_buffer("is_classification", torch.tensor(
             [t == "classification" for t in self.task_types]), persistent=False)
