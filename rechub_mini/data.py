@@ -27,8 +27,9 @@ def _first_bad_row(bad: np.ndarray) -> int:
     return int(np.flatnonzero(bad)[0])
 
 
-def column_to_numpy(name: str, values) -> np.ndarray:
-    """One input column as a 1-D numeric numpy array, with a clear error for bad values."""
+def column_to_numpy(name: str, values, label: bool = False) -> np.ndarray:
+    """One input column (or, with `label`, one label column) as a 1-D numeric numpy array,
+    with a clear error for bad values."""
     if isinstance(values, torch.Tensor):
         if values.dtype in (torch.bfloat16, torch.float16):  # numpy has no bfloat16
             values = values.float()
@@ -39,10 +40,11 @@ def column_to_numpy(name: str, values) -> np.ndarray:
         series = pd.Series(values)
         if series.isna().any():
             row = _first_bad_row(series.isna().to_numpy())
-            raise DataError(
-                f"Column {name!r} has {int(series.isna().sum())} missing values (first at row "
-                f"{row}). Fill them first, e.g. with 0 (the 'unknown' id) for a sparse column."
-            )
+            fix = ("Drop the rows without a label (or label them) first." if label else
+                   "Fill them first, e.g. with 0 (the 'unknown' id) for a sparse column.")
+            raise DataError(f"{'Label' if label else 'Column'} {name!r} has "
+                            f"{int(series.isna().sum())} missing values (first at row {row}). "
+                            f"{fix}")
         values = series.to_numpy(dtype=series.dtype.numpy_dtype
                                  if hasattr(series.dtype, "numpy_dtype") else None)
     arr = np.asarray(values)
@@ -123,14 +125,14 @@ def labels_to_tensor(y) -> torch.Tensor:
     if isinstance(y, torch.Tensor):
         y = y.detach().cpu().numpy()
     if isinstance(y, pd.DataFrame):
-        y = np.column_stack([column_to_numpy(c, y[c]) for c in y.columns])
+        y = np.column_stack([column_to_numpy(c, y[c], label=True) for c in y.columns])
     elif isinstance(y, pd.Series):
-        y = column_to_numpy(str(y.name), y)
+        y = column_to_numpy(str(y.name), y, label=True)
     arr = np.asarray(y)
     if arr.dtype == object:
-        arr = np.column_stack([column_to_numpy(f"y[:, {j}]", arr[:, j])
+        arr = np.column_stack([column_to_numpy(f"y[:, {j}]", arr[:, j], label=True)
                                for j in range(arr.shape[1])]) if arr.ndim == 2 \
-            else column_to_numpy("y", arr)
+            else column_to_numpy("y", arr, label=True)
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:

@@ -189,3 +189,10 @@ def test_float_ids_beyond_float32s_whole_numbers_are_refused():
     with pytest.raises(DataError, match=r"'item' holds its ids as floats up to 16,778,21\d.*"
                                         r"astype\('int64'\)"):
         loader.check_features([SparseFeature("item", 2**24 + 1000)])
+
+
+def test_missing_labels_are_named_as_labels():
+    y = pd.DataFrame({"click": pd.array([1, None, 0], dtype="Int64")})
+    with pytest.raises(DataError, match=r"Label 'click' has 1 missing values \(first at row 1\)"
+                                        r"\. Drop the rows without a label"):
+        BatchLoader({"a": np.arange(3)}, y)

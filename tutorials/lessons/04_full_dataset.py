@@ -380,6 +380,8 @@ print(result.stdout.replace(str(full), "DATA").split("\\n\\n")[-1])
     code("""
 import shutil
 
-shutil.rmtree(work)
+# ignore_errors: on Windows, files this kernel still memory-maps cannot be deleted yet; they
+# stay in the system's temporary folder
+shutil.rmtree(work, ignore_errors=True)
 """),
 ]
