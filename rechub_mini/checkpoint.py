@@ -117,12 +117,12 @@ def model_differences(payload: dict, model) -> list[str]:
     the features (names, vocab sizes, dims), or other constructor arguments."""
     if payload.get("model_class") != type(model).__name__:
         return [f"model {payload.get('model_class')} -> {type(model).__name__}"]
-    saved, current = _decode(payload.get("model_args", {})), model.init_args
+    stored, current = payload.get("model_args", {}), _encode(model.init_args)
     differences = []
-    for name in sorted(saved.keys() | current.keys()):
-        old, new = saved.get(name), current.get(name)
-        if old == new:
+    for name in sorted(stored.keys() | current.keys()):
+        if stored.get(name) == current.get(name):  # both encoded: a tuple equals its list
             continue
+        old, new = _decode(stored.get(name)), _decode(current.get(name))
         if name.endswith("features") and isinstance(old, list) and isinstance(new, list):
             differences.append(f"{name}: {_feature_changes(old, new)}")
         else:

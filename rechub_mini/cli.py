@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 
 import torch
@@ -68,7 +69,8 @@ def check_train_args(args: argparse.Namespace) -> None:
     """The training options, checked before any data is read and named as typed."""
     from .distributed import check_on_main, world_size
     from .files import prepare_folder
-    from .trainer import check_count, check_no_earlier_run, check_rate, resolve_device
+    from .trainer import (RESUME_FILE, check_count, check_no_earlier_run, check_rate,
+                          resolve_device)
 
     check_count("--epochs", args.epochs)
     check_count("--patience", args.patience)
@@ -85,8 +87,8 @@ def check_train_args(args: argparse.Namespace) -> None:
     if args.save is not None:
         def check_save_folder() -> None:
             prepare_folder(args.save, "--save")
-            if not args.resume:
-                check_no_earlier_run(args.save, "--save")
+            if not (args.resume and (Path(args.save) / RESUME_FILE).exists()):
+                check_no_earlier_run(args.save, "--save", resume=args.resume)
 
         check_on_main(check_save_folder)  # rank 0 writes the model, as in fit
 

@@ -95,8 +95,8 @@ def check_seed(seed) -> int:
     global generator, so torch.manual_seed still makes the run reproducible."""
     if seed is None:
         return int(torch.randint(0, 2**31 - 1, ()))
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise DataError(f"seed must be a whole number (or None), got {seed!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**62:
+        raise DataError(f"seed must be a whole number from 0 to 2**62 (or None), got {seed!r}.")
     return int(seed)
 
 

@@ -129,10 +129,16 @@ class LossModule(nn.Module):
         return self.model.loss(x, y)
 
 
-def check_no_earlier_run(model_path: str | os.PathLike, what: str = "model_path") -> None:
-    """A new run never writes over the model and state of an earlier one in its folder."""
+def check_no_earlier_run(model_path: str | os.PathLike, what: str = "model_path",
+                         resume: bool = False) -> None:
+    """A new run never writes over the model and state of an earlier one in its folder
+    (`resume`: the caller asked to resume, but found no resume.pth to continue from)."""
     earlier = [name for name in (BEST_FILE, RESUME_FILE)
                if os.path.exists(os.path.join(model_path, name))]
+    if earlier and resume:
+        raise DataError(f"{what} {os.fspath(model_path)!r} holds an earlier run's "
+                        f"{', '.join(earlier)} but no {RESUME_FILE} to continue from. Give "
+                        f"another folder, or delete {', '.join(earlier)} to start over there.")
     if earlier:
         raise DataError(f"{what} {os.fspath(model_path)!r} already holds an earlier run "
                         f"({', '.join(earlier)}), which a new run would overwrite. Continue it "
@@ -330,7 +336,7 @@ class MTLTrainer:
                 # now, not after an epoch of training, when the first checkpoint is written
                 prepare_folder(self.model_path, "model_path")
                 if not resuming:
-                    check_no_earlier_run(self.model_path)
+                    check_no_earlier_run(self.model_path, resume=resume)
 
             distributed.check_on_main(check_model_folder)  # rank 0 writes the checkpoints
         if self.seed is not None:
@@ -341,8 +347,10 @@ class MTLTrainer:
                            "best_epoch": None},
                "next_epoch": 0, "best_score": None, "waited": 0, "finished": False}
         best_state = None
-        self._run_settings = {"batch_size": getattr(train_dataloader, "batch_size", None),
-                              "processes": self.world_size, "seed": self.seed}
+        per_process = getattr(train_dataloader, "batch_size", None)
+        self._run_settings = {  # the batch over all processes, as --batch-size gives it
+            "batch_size": None if per_process is None else per_process * self.world_size,
+            "processes": self.world_size, "seed": self.seed}
         if resume and not resuming:  # a mistyped folder should not pass unnoticed
             self._print(f"nothing to resume: no {RESUME_FILE} in {os.fspath(self.model_path)!r}; "
                         f"starting a new run")
@@ -378,8 +386,9 @@ class MTLTrainer:
                         warnings.warn(
                             f"val {names[key]} is NaN at epoch {epoch + 1} (its validation "
                             f"rows hold one class only), so early stopping cannot judge the "
-                            f"epoch; until a score exists the latest epoch is kept. Use more "
-                            f"validation rows or another earlystop_taskid.", MetricWarning,
+                            f"epoch: it counts as no better, and while no epoch has a score "
+                            f"the latest is kept. Use more validation rows or another "
+                            f"earlystop_taskid.", MetricWarning,
                             stacklevel=2)
                 else:
                     improved = best is None or (score > best if higher_is_better else
@@ -404,7 +413,9 @@ class MTLTrainer:
                 break
         if val_dataloader is not None and history["best_epoch"] is not None:
             self._print(f"best epoch {history['best_epoch']} (val {names[key]}): its weights "
-                        f"are kept")
+                        f"are kept" if run["best_score"] is not None else
+                        f"kept the latest epoch, {history['best_epoch']}: val {names[key]} "
+                        f"never had a score")
         if best_state is not None:
             self.model.load_state_dict(best_state)
         self.history = history

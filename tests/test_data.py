@@ -176,8 +176,9 @@ def test_seeds_may_be_numpy_integers_or_none():
     torch.manual_seed(5)
     again = [b[0]["a"].tolist() for b in BatchLoader(x, None, 10, shuffle=True, seed=None)]
     assert first == again  # None: drawn from torch's generator, so manual_seed still rules
-    with pytest.raises(DataError, match="seed must be a whole number"):
-        BatchLoader(x, None, seed=1.5)
+    for bad in (1.5, 2**70, -1):
+        with pytest.raises(DataError, match="seed must be a whole number from 0 to 2"):
+            BatchLoader(x, None, seed=bad)
     loaders = DataGenerator(x, np.zeros(100)).generate_dataloader(split_ratio=[0.8, 0.1],
                                                                  seed=np.int64(1))
     assert loaders[0].num_rows == 80

@@ -73,6 +73,8 @@ def test_popularity_curve_share_and_top_share():
     assert explore.share_of_ids_seen_fewer_than(gaps, 3, ids=[1, 5, 9, 12]) == pytest.approx(2 / 4)
     assert explore.top_share(values, 0.34) == pytest.approx(6 / 10)  # one id of three
     assert explore.top_share(gaps, 0.5) == pytest.approx(6 / 7)  # 1 and 9 of three ids seen
+    with pytest.raises(DataError, match="ids must be a list of ids"):
+        explore.share_of_ids_seen_fewer_than(gaps, 3, 10)  # once the vocab_size argument
     assert explore.top_share(values, 1.0) == 1.0
     with pytest.raises(DataError, match="fraction"):
         explore.top_share(values, 0)

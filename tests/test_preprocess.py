@@ -296,3 +296,17 @@ def test_progress_bars_are_off_by_default(tmp_path, capsys):
     assert capsys.readouterr().err == ""
     preprocess_raw(tmp_path / "raw", tmp_path / "out", progress=True)
     assert "sample_skeleton_train.csv" in capsys.readouterr().err
+
+
+def test_preprocess_never_overwrites_splits_it_did_not_write(tmp_path):
+    from rechub_mini.datasets.synthetic import write_synthetic
+
+    write_raw_fixture(tmp_path / "raw", rows=50)
+    write_synthetic(tmp_path / "synthetic", rows=300)  # its meta.json lists ali_ccp_*.csv
+    with pytest.raises(DataError, match="holds synthetic data whose meta.json lists"):
+        preprocess_raw(tmp_path / "raw", tmp_path / "synthetic")
+    (tmp_path / "synthetic" / "meta.json").unlink()  # now: split files of unknown origin
+    before = (tmp_path / "synthetic" / "ali_ccp_train.csv").read_bytes()
+    with pytest.raises(DataError, match=r"already holds \['ali_ccp_test.csv', .*did not write"):
+        preprocess_raw(tmp_path / "raw", tmp_path / "synthetic")
+    assert (tmp_path / "synthetic" / "ali_ccp_train.csv").read_bytes() == before

@@ -263,3 +263,10 @@ def test_synth_rewrites_its_own_dataset_but_not_another_one(tmp_path):
     with pytest.raises(DataError, match="a synthetic dataset under other file names"):
         write_synthetic(tmp_path, rows=300)  # full names: the sample's meta.json would go
     assert json.loads((tmp_path / "meta.json").read_text(encoding="utf-8")) == meta
+
+
+def test_synth_never_overwrites_a_meta_json_of_someone_else(tmp_path):
+    (tmp_path / "meta.json").write_text('{"mine": "precious"}', encoding="utf-8")
+    with pytest.raises(DataError, match="holds a meta.json that the synthetic generator did not"):
+        write_synthetic(tmp_path, rows=300)
+    assert (tmp_path / "meta.json").read_text(encoding="utf-8") == '{"mine": "precious"}'

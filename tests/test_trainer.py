@@ -359,16 +359,19 @@ def test_task_names_must_be_distinct_names():
 
 
 @pytest.mark.filterwarnings("ignore:AUC of cvr is undefined")  # each evaluation says so too
-def test_an_undefined_validation_score_is_reported_and_the_latest_epoch_kept():
+def test_an_undefined_validation_score_is_reported_and_the_latest_epoch_kept(capsys):
     train, _, _ = loaders(n=800)
     x, y = click_data(400, 1)
     y[:, 0] = 0  # no purchase in the validation rows: the cvr AUC is undefined
     val = BatchLoader(x, y, batch_size=256)
     trainer = MTLTrainer(mmoe(), optimizer_params={"lr": 0.01}, n_epoch=3, earlystop_patience=1,
                          seed=0, verbose=False)
+    trainer.verbose = True
     with pytest.warns(MetricWarning, match=r"val cvr is NaN at epoch 1 .* another earlystop_"):
         history = trainer.fit(train, val)
     assert history["epoch"] == [1, 2, 3] and history["best_epoch"] == 3
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "kept the latest epoch, 3: val cvr never had a score")
 
 
 def test_a_loaded_model_keeps_its_output_biases_when_training_goes_on(tmp_path):
@@ -393,3 +396,26 @@ def test_odd_labels_and_task_indexes_get_clear_errors():
         MTLTrainer(mmoe(), earlystop_taskid=1.0)
     x = {"u": torch.tensor([1, 2, 3]).bfloat16(), "i": np.arange(3), "d": np.ones(3)}
     assert BatchLoader(x, None).x["u"].tolist() == [1.0, 2.0, 3.0]  # numpy has no bfloat16
+
+
+def test_resuming_a_model_built_with_tuples_works(tmp_path):
+    """Checkpoints store tuples as lists; the comparison must not call that a difference."""
+    train, val, _ = loaders(n=600)
+
+    def build():
+        torch.manual_seed(0)
+        return MMOE(FEATURES, ("classification", "classification"), 3, {"dims": (8,)},
+                    [{"dims": (4,)}] * 2, task_names=("cvr", "ctr"))
+
+    MTLTrainer(build(), n_epoch=1, model_path=tmp_path, seed=0, verbose=False).fit(train, val)
+    again = MTLTrainer(build(), n_epoch=2, model_path=tmp_path, seed=0, verbose=False)
+    assert again.fit(train, val, resume=True)["epoch"] == [1, 2]
+
+
+def test_resume_asked_where_only_a_model_is_left_says_so(tmp_path):
+    train, val, _ = loaders(n=600)
+    MTLTrainer(mmoe(), n_epoch=1, model_path=tmp_path, verbose=False).fit(train, val)
+    (tmp_path / "resume.pth").unlink()
+    with pytest.raises(DataError, match=r"holds an earlier run's model\.pth but no resume\.pth"):
+        MTLTrainer(mmoe(), n_epoch=1, model_path=tmp_path, verbose=False).fit(
+            train, val, resume=True)

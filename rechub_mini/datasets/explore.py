@@ -103,6 +103,9 @@ def share_of_ids_seen_fewer_than(values: np.ndarray | pd.Series, k: int,
     in `values`. Pass e.g. the training split's ids to ask how many of them are rare among its
     clicked rows."""
     ids = ids_seen(values) if ids is None else np.asarray(ids, dtype=np.int64)
+    if ids.ndim != 1:
+        raise DataError(f"ids must be a list of ids, e.g. explore.ids_seen(train[field]); got "
+                        f"{ids.tolist()!r}.")
     if ids.size == 0:
         return float("nan")
     values = np.asarray(values, dtype=np.int64)

@@ -31,7 +31,7 @@ from typing import IO
 from ..errors import DataError
 from ..files import prepare_folder
 from .ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, DENSE_OF_FIELD, SPARSE_COLUMNS, SPLITS,
-                             split_file_name)
+                             split_file_name, synthetic_files)
 from .raw_format import (MULTI_VALUED_RULE, USER_FIELDS, Pair, read_common_features,
                          read_skeleton, write_raw_fixture)
 
@@ -164,6 +164,21 @@ def _raw_paths(raw_dir: str | os.PathLike) -> dict[str, Path]:
     return {key: folder / name for key, name in RAW_FILES.items()}
 
 
+def _check_nothing_overwritten(out: Path, names: set[str]) -> None:
+    """Write over split files only if they are this preprocessor's earlier output (its report
+    is next to them), and never next to a synthetic meta.json that lists them: train would
+    then call real data synthetic."""
+    if synthetic_files(out) & names:
+        raise DataError(f"The output folder {out.name!r} holds synthetic data whose meta.json "
+                        f"lists {sorted(synthetic_files(out) & names)}; give another --out "
+                        f"folder for the real data.")
+    existing = sorted(p.name for p in out.iterdir() if p.name in names)
+    if existing and not (out / REPORT_NAME).exists():
+        raise DataError(f"The output folder {out.name!r} already holds {existing}, which "
+                        f"preprocess did not write (no {REPORT_NAME}); it does not overwrite "
+                        f"them. Give another --out folder, or delete those files first.")
+
+
 def _check_join(stats: Counter, skeleton: Path, common: Path) -> None:
     """Stop when a skeleton had no impressions, or most of them found no user fields: the
     common-features file is then the wrong one (the other split's) or damaged, and every row
@@ -198,13 +213,14 @@ def preprocess_raw(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, min_c
         raise DataError(f"min_count must be a whole number >= 1, got {min_count!r}. It is how "
                         f"often an id must appear in train to get its own embedding (default 10).")
     out = prepare_folder(out_dir, "the output folder")
+    csv_names = {split: split_file_name(split, sample=False) for split in SPLITS}
+    _check_nothing_overwritten(out, set(csv_names.values()))
     common = read_common_features(paths["common_train"], progress)
     fit_stats: Stats = defaultdict(Counter)
     vocab, ranges = _fit(_joined_rows(paths["skeleton_train"], common, fit_stats,
                                       lambda _: "train", progress), min_count)
     _check_join(fit_stats["train"], paths["skeleton_train"], paths["common_train"])
     stats: Stats = {split: Counter() for split in SPLITS}
-    csv_names = {split: split_file_name(split, sample=False) for split in SPLITS}
     with _atomic_outputs(out, [*csv_names.values(), REPORT_NAME]) as files:
         for name in csv_names.values():
             files[name].write(",".join(ALL_COLUMNS) + "\n")

@@ -272,10 +272,14 @@ def write_synthetic(out_dir: str | os.PathLike, rows: int, seed: int = 0,
 def check_nothing_overwritten(out: Path, names: set[str]) -> None:
     """Refuse to write over split files that this generator did not write (real data, for
     instance), or over another synthetic dataset whose meta.json would be replaced."""
+    ours = synthetic_files(out)
+    if (out / "meta.json").exists() and not ours:
+        raise DataError(f"The output folder {out.name!r} holds a meta.json that the synthetic "
+                        f"generator did not write; synth does not overwrite it. Give another "
+                        f"--out folder.")
     existing = {p.name for p in out.glob("ali_ccp_*.csv")}
     if not existing:
         return
-    ours = synthetic_files(out)
     if existing <= ours and ours == names:  # the same dataset again: its files and meta.json
         return
     foreign = sorted(existing - ours) or sorted(existing)
