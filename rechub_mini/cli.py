@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from collections.abc import Sequence
 
 import torch
@@ -68,9 +67,7 @@ def train(args: argparse.Namespace) -> None:
 def check_train_args(args: argparse.Namespace) -> None:
     """The training options, checked before any data is read and named as typed."""
     from .distributed import check_on_main, world_size
-    from .files import prepare_folder
-    from .trainer import (RESUME_FILE, check_count, check_no_earlier_run, check_rate,
-                          resolve_device)
+    from .trainer import check_count, check_rate, check_run_folder, resolve_device
 
     check_count("--epochs", args.epochs)
     check_count("--patience", args.patience)
@@ -84,13 +81,8 @@ def check_train_args(args: argparse.Namespace) -> None:
                         f"got {args.batch_size}.")
     if args.resume and args.save is None:
         raise DataError("--resume needs --save: the folder the interrupted run saved to.")
-    if args.save is not None:
-        def check_save_folder() -> None:
-            prepare_folder(args.save, "--save")
-            if not (args.resume and (Path(args.save) / RESUME_FILE).exists()):
-                check_no_earlier_run(args.save, "--save", resume=args.resume)
-
-        check_on_main(check_save_folder)  # rank 0 writes the model, as in fit
+    if args.save is not None:  # rank 0 writes the model, as in fit
+        check_on_main(lambda: check_run_folder(args.save, args.resume, "--save"))
 
 
 def train_model(args: argparse.Namespace) -> None:

@@ -129,10 +129,13 @@ class LossModule(nn.Module):
         return self.model.loss(x, y)
 
 
-def check_no_earlier_run(model_path: str | os.PathLike, what: str = "model_path",
-                         resume: bool = False) -> None:
-    """A new run never writes over the model and state of an earlier one in its folder
-    (`resume`: the caller asked to resume, but found no resume.pth to continue from)."""
+def check_run_folder(model_path: str | os.PathLike, resume: bool,
+                     what: str = "model_path") -> None:
+    """Create the model folder now (not after an epoch, when the first checkpoint is written),
+    and make sure a new run never writes over the model and state of an earlier one there."""
+    prepare_folder(model_path, what)
+    if resume and os.path.exists(os.path.join(model_path, RESUME_FILE)):
+        return  # the run to continue
     earlier = [name for name in (BEST_FILE, RESUME_FILE)
                if os.path.exists(os.path.join(model_path, name))]
     if earlier and resume:
@@ -330,15 +333,8 @@ class MTLTrainer:
                 loader.shard(self.rank, self.world_size)
         if resume and self.model_path is None:
             raise DataError("resume=True needs model_path: the folder the interrupted run saved to.")
-        resuming = resume and os.path.exists(self._path(RESUME_FILE))
-        if self.model_path is not None:
-            def check_model_folder() -> None:
-                # now, not after an epoch of training, when the first checkpoint is written
-                prepare_folder(self.model_path, "model_path")
-                if not resuming:
-                    check_no_earlier_run(self.model_path, resume=resume)
-
-            distributed.check_on_main(check_model_folder)  # rank 0 writes the checkpoints
+        if self.model_path is not None:  # rank 0 writes the checkpoints
+            distributed.check_on_main(lambda: check_run_folder(self.model_path, resume))
         if self.seed is not None:
             torch.manual_seed(self.seed)
             train_dataloader.seed = self.seed
@@ -348,6 +344,7 @@ class MTLTrainer:
                "next_epoch": 0, "best_score": None, "waited": 0, "finished": False}
         best_state = None
         per_process = getattr(train_dataloader, "batch_size", None)
+        resuming = resume and os.path.exists(self._path(RESUME_FILE))
         self._run_settings = {  # the batch over all processes, as --batch-size gives it
             "batch_size": None if per_process is None else per_process * self.world_size,
             "processes": self.world_size, "seed": self.seed}

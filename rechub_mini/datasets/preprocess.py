@@ -168,10 +168,11 @@ def _check_nothing_overwritten(out: Path, names: set[str]) -> None:
     """Write over split files only if they are this preprocessor's earlier output (its report
     is next to them), and never next to a synthetic meta.json that lists them: train would
     then call real data synthetic."""
-    if synthetic_files(out) & names:
+    synthetic = synthetic_files(out) & names
+    if synthetic:
         raise DataError(f"The output folder {out.name!r} holds synthetic data whose meta.json "
-                        f"lists {sorted(synthetic_files(out) & names)}; give another --out "
-                        f"folder for the real data.")
+                        f"lists {sorted(synthetic)}; give another --out folder for the real "
+                        f"data.")
     existing = sorted(p.name for p in out.iterdir() if p.name in names)
     if existing and not (out / REPORT_NAME).exists():
         raise DataError(f"The output folder {out.name!r} already holds {existing}, which "

@@ -212,9 +212,10 @@ def write_synthetic(out_dir: str | os.PathLike, rows: int, seed: int = 0,
     """Draw `rows` impressions once, split them in order into train/val/test CSVs and meta.json.
 
     Files are named by `split_file_name` (`ali_ccp_train.csv`, or `ali_ccp_train_sample.csv`
-    with `sample_names`), written together atomically (an interrupted run keeps the old files),
-    byte for byte the same for the same arguments. meta.json records the parameters, the command that reproduces the files, per
-    split counts, rates and oracle AUCs, and the vocabulary size (max id + 1) of each field.
+    with `sample_names`), written together atomically (an interrupted run keeps the old
+    files), byte for byte the same for the same arguments. meta.json records the parameters,
+    the command that reproduces the files, per split counts, rates and oracle AUCs, and the
+    vocabulary size (max id + 1) of each field.
     Returns the meta dict. `None` for vocab_scale or task_relatedness means the default.
     """
     vocab_scale, task_relatedness = _checked(rows, seed, preset, vocab_scale, task_relatedness)
