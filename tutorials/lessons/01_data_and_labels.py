@@ -137,11 +137,11 @@ print("purchases expected in our training set at the real CTCVR:",
 """),
     md(en="""
 The sample is **enriched** on purpose: its CTR is about 5 times the real one, its CVR about
-46 times, its CTCVR about 235 times. At the real rates, 48,000 training impressions would hold
+46 times, its CTCVR about 230 times. At the real rates, 48,000 training impressions would hold
 about 10 purchases, far too few to learn or to measure a CVR. Keep the real numbers in mind:
 on the real data, the problems below are much worse.
 """, zh="""
-样本是刻意**调高比率**的：CTR 约为真实值的 5 倍，CVR 约 46 倍，CTCVR 约 235 倍。如果按真实比率，48,000 条训练曝光里只有大约 10 次购买，既学不出 CVR，也无法评估 CVR。请记住真实的数字：在真实数据上，下面讲到的问题要严重得多。
+样本是刻意**调高比率**的：CTR 约为真实值的 5 倍，CVR 约 46 倍，CTCVR 约 230 倍。如果按真实比率，48,000 条训练曝光里只有大约 10 次购买，既学不出 CVR，也无法评估 CVR。请记住真实的数字：在真实数据上，下面讲到的问题要严重得多。
 """),
     code("""
 stages = ["impressions", "clicks", "purchases"]

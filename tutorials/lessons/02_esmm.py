@@ -3,9 +3,16 @@ from build_notebooks import code, md
 
 CELLS = [
     md(en=r"""
-# 2 · ESMM: learning the conversion rate on the entire space
+# 02 · ESMM: learning the conversion rate on the entire space
 
-**Where the code lives**
+Every number computed in this notebook is on the bundled **synthetic data** (`data/ali-ccp`),
+not on the real Ali-CCP. The synthetic data has a hidden ground truth, so we can compare each
+model with the oracle AUC: the AUC of the true probabilities, which no model can beat except
+by chance on a finite test set.
+
+Reading time: 20 minutes. Running time: under a minute on a laptop CPU.
+
+## Where the code lives
 
 | what | module |
 | --- | --- |
@@ -17,15 +24,16 @@ CELLS = [
 | loading the sample, features | `rechub_mini/datasets/ali_ccp.py` |
 | `make_loaders`, `fit_model` | `rechub_mini/compare.py` |
 | `plot_history`, `plot_roc` | `rechub_mini/plots.py` |
-
-Every number computed in this notebook is on the bundled **synthetic data** (`data/ali-ccp`),
-not on the real Ali-CCP. The synthetic data has a hidden ground truth, so we can compare each
-model with the oracle AUC: the AUC of the true probabilities, which no model can beat except
-by chance on a finite test set.
 """, zh=r"""
-# 2 · ESMM：在全空间上学习转化率
+# 02 · ESMM：在全空间上学习转化率
 
-**代码在哪里**
+本 notebook 中算出的所有数字都来自仓库自带的**合成数据**（`data/ali-ccp`），而不是真实的
+Ali-CCP。合成数据藏有真实概率，所以可以把每个模型和理论上限 AUC 对比：理论上限 AUC 是用真实概率
+计算的 AUC，任何模型都不可能稳定地超过它。
+
+阅读约 20 分钟；在笔记本电脑的 CPU 上运行不到一分钟。
+
+## 代码在哪里
 
 | 内容 | 模块 |
 | --- | --- |
@@ -37,10 +45,6 @@ by chance on a finite test set.
 | 读取样例数据、构建特征 | `rechub_mini/datasets/ali_ccp.py` |
 | `make_loaders`、`fit_model` | `rechub_mini/compare.py` |
 | `plot_history`、`plot_roc` | `rechub_mini/plots.py` |
-
-本 notebook 中算出的所有数字都来自仓库自带的**合成数据**（`data/ali-ccp`），而不是真实的
-Ali-CCP。合成数据藏有真实概率，所以可以把每个模型和理论上限 AUC 对比：理论上限 AUC 是用真实概率
-计算的 AUC，任何模型都不可能稳定地超过它。
 """),
     md(en=r"""
 ## The problem ESMM solves

@@ -3,9 +3,13 @@ from build_notebooks import code, md
 
 CELLS = [
     md(en=r"""
-# 3 · MMoE: experts and gates
+# 03 · MMoE: experts and gates
 
-**Where the code lives**
+As in lesson 02, every number here is computed on **synthetic data**, not on the real Ali-CCP.
+
+Reading time: 20 minutes. Running time: under a minute on a laptop CPU.
+
+## Where the code lives
 
 | what | module |
 | --- | --- |
@@ -17,12 +21,14 @@ CELLS = [
 | `make_loaders`, `fit_model`, `average_gate_weights`, `relatedness_sweep`, `sweep_difference` | `rechub_mini/compare.py` |
 | `plot_history`, `plot_gate_weights` | `rechub_mini/plots.py` |
 | synthetic data with a `task_relatedness` knob | `rechub_mini/datasets/synthetic.py` |
-
-As in lesson 2, every number here is computed on **synthetic data**, not on the real Ali-CCP.
 """, zh=r"""
-# 3 · MMoE：专家与门控
+# 03 · MMoE：专家与门控
 
-**代码在哪里**
+和第 02 课一样，这里的每个数字都是在**合成数据**上算出来的，不是真实的 Ali-CCP。
+
+阅读约 20 分钟；在笔记本电脑的 CPU 上运行不到一分钟。
+
+## 代码在哪里
 
 | 内容 | 模块 |
 | --- | --- |
@@ -34,8 +40,6 @@ As in lesson 2, every number here is computed on **synthetic data**, not on the 
 | `make_loaders`、`fit_model`、`average_gate_weights`、`relatedness_sweep`、`sweep_difference` | `rechub_mini/compare.py` |
 | `plot_history`、`plot_gate_weights` | `rechub_mini/plots.py` |
 | 带 `task_relatedness` 旋钮的合成数据 | `rechub_mini/datasets/synthetic.py` |
-
-和第 2 课一样，这里的每个数字都是在**合成数据**上算出来的，不是真实的 Ali-CCP。
 """),
     md(en=r"""
 ## From a shared bottom to experts and gates
@@ -87,10 +91,10 @@ torch.set_num_threads(1)
     md(en=r"""
 The bundled sample, with every sparse feature (embedding size 4) and every dense feature. The
 two tasks are `purchase` and `click`, both labels on all impressions; purchase on all
-impressions is the CTCVR label of lesson 2.
+impressions is the CTCVR label of lesson 02.
 """, zh=r"""
 使用自带的样例数据，包含全部稀疏特征（嵌入维度 4）和全部稠密特征。两个任务是 `purchase`（购买）和
-`click`（点击），两个标签都定义在全部曝光上；全部曝光上的购买就是第 2 课中的 CTCVR 标签。
+`click`（点击），两个标签都定义在全部曝光上；全部曝光上的购买就是第 02 课中的 CTCVR 标签。
 """),
     code(r"""
 DATA = Path("../../data/ali-ccp")
