@@ -67,14 +67,15 @@ def train(args: argparse.Namespace) -> None:
 def check_train_args(args: argparse.Namespace) -> None:
     """The training options, checked before any data is read and named as typed."""
     from .distributed import check_on_main, world_size
-    from .trainer import check_count, check_rate, check_run_folder, resolve_device
+    from .checks import check_count, check_non_negative
+    from .trainer import check_run_folder, resolve_device
 
     check_count("--epochs", args.epochs)
     check_count("--patience", args.patience)
     if args.embed_dim is not None:  # None: each model's default size
         check_count("--embed-dim", args.embed_dim)
-    check_rate("--lr", args.lr)
-    check_rate("--weight-decay", args.weight_decay)
+    check_non_negative("--lr", args.lr)
+    check_non_negative("--weight-decay", args.weight_decay)
     resolve_device(args.device)
     if args.batch_size < world_size():
         raise DataError(f"--batch-size must be at least {world_size()} (a row per process), "
@@ -116,10 +117,11 @@ def train_model(args: argparse.Namespace) -> None:
 
 
 def synth(args: argparse.Namespace) -> None:
-    from .datasets.synthetic import write_synthetic
-    from .trainer import check_count
+    from .checks import check_count
+    from .datasets.synthetic import MIN_ROWS, write_synthetic
 
-    check_count("--rows", args.rows)
+    check_count("--rows", args.rows, minimum=MIN_ROWS)
+    check_count("--seed", args.seed, minimum=0)
 
     shares = {} if args.split_fractions is None else {
         "split_fractions": args.split_fractions.split(",")}
@@ -133,7 +135,7 @@ def synth(args: argparse.Namespace) -> None:
 
 def preprocess(args: argparse.Namespace) -> None:
     from .datasets.preprocess import preprocess_raw
-    from .trainer import check_count
+    from .checks import check_count
 
     check_count("--min-count", args.min_count)
 
@@ -191,7 +193,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="vocabulary sizes as a share of the real ones; when not given "
                         "(%(default)s): the generator's default")
     p.add_argument("--task-relatedness", type=float, default=None,
-                   help="0..1, how much click and purchase share drivers; when not given "
+                   help="-1..1, how much click and purchase share drivers (1: the same, 0: independent, -1: opposite); when not given "
                         "(%(default)s): the generator's default")
     p.add_argument("--split-fractions", default=None,
                    help="train,val,test shares of the rows; when not given (%(default)s): "

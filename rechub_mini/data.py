@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .checks import check_count, check_seed
 from .errors import DataError
 from .features import DenseFeature, Feature, SparseFeature
 
@@ -88,16 +89,6 @@ def column_dtype(arr: np.ndarray) -> np.dtype:
             arr.min() >= -2**31 and arr.max() < 2**31)
         return np.dtype(np.int32 if fits else np.int64)
     return np.dtype(np.float32)
-
-
-def check_seed(seed) -> int:
-    """A shuffling seed as a Python int (numpy integers are fine); None draws one from torch's
-    global generator, so torch.manual_seed still makes the run reproducible."""
-    if seed is None:
-        return int(torch.randint(0, 2**31 - 1, ()))
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**62:
-        raise DataError(f"seed must be a whole number from 0 to 2**62 (or None), got {seed!r}.")
-    return int(seed)
 
 
 def _in_file(arr: np.ndarray) -> bool:
@@ -183,8 +174,7 @@ class BatchLoader:
         if not isinstance(x, Mapping) or not x:
             raise DataError("x must be a non-empty dict {feature name: column values} or a "
                             "DataFrame with one column per feature.")
-        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-            raise DataError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        batch_size = check_count("batch_size", batch_size)
         arrays = {str(name): column_to_numpy(str(name), v) for name, v in x.items()}
         self.y = None if y is None else labels_to_tensor(y)
         lengths = {name: len(a) for name, a in arrays.items()}
@@ -203,7 +193,7 @@ class BatchLoader:
             {name: a for name, a in arrays.items() if not _in_file(a)})
         self.x = {name: packed[name] if name in packed else column_to_tensor(name, a)
                   for name, a in arrays.items()}
-        self.batch_size = int(batch_size)
+        self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = check_seed(seed)
         self.drop_last = drop_last

@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .checkpoint import model_differences, read_checkpoint, save_checkpoint
-from .data import BatchLoader, check_seed
+from .checks import check_count, check_non_negative, check_seed
+from .data import BatchLoader
 from .errors import CheckpointError, DataError, TrainingError
 from .files import prepare_folder
 from .metrics import MetricWarning, TaskScores, task_scores
@@ -64,21 +65,6 @@ def split_parameters(model: nn.Module) -> tuple[list, list]:
     return tables, others
 
 
-def check_count(name: str, value) -> int:
-    """A whole-number option that must be at least 1 (epochs, patience)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise DataError(f"{name} must be a whole number of at least 1, got {value!r}.")
-    return int(value)
-
-
-def check_rate(name: str, value) -> float:
-    """A number that must be finite and not negative (learning rate, weight decay, eps)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-            or not math.isfinite(value) or value < 0:
-        raise DataError(f"{name} must be a number >= 0, got {value!r}.")
-    return float(value)
-
-
 def check_optimizer_params(options: Mapping) -> dict:
     """Names and values of optimizer_params, checked before any optimizer is built: a negative
     weight decay would otherwise train without complaint, pushing the weights outwards.
@@ -88,7 +74,7 @@ def check_optimizer_params(options: Mapping) -> dict:
     if unknown:
         raise DataError(f"optimizer_params has unknown options {sorted(unknown)}; allowed: "
                         f"lr, weight_decay, betas, eps.")
-    checked = {name: check_rate(f"optimizer_params[{name!r}]", options[name])
+    checked = {name: check_non_negative(f"optimizer_params[{name!r}]", options[name])
                for name in ("lr", "weight_decay", "eps") if name in options}
     betas = options.get("betas", (0.9, 0.999))
     if not isinstance(betas, Sequence) or len(betas) != 2 or not all(

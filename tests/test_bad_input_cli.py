@@ -148,7 +148,10 @@ def test_debug_works_before_and_after_the_command(data_dir, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["synth", "--rows", "0", "--out", "x"], "--rows must be a whole number of at least 1"),
+    (["synth", "--rows", "0", "--out", "x"], "--rows must be a whole number of at least 10"),
+    (["synth", "--rows", "5", "--out", "x"], "--rows must be a whole number of at least 10"),
+    (["synth", "--rows", "100", "--seed", "-1", "--out", "x"],
+     "--seed must be a whole number of at least 0"),
     (["preprocess", "--raw", "x", "--out", "y", "--min-count", "0"],
      "--min-count must be a whole number of at least 1"),
 ])

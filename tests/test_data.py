@@ -63,6 +63,11 @@ def test_loader_rejects_mismatched_lengths_and_empty_data():
         BatchLoader({"a": [1, 2, 3]}, [0, 1])
     with pytest.raises(DataError, match="0 rows"):
         BatchLoader({"a": []})
+    for batch_size in (None, "x", 0, 2.5, True):  # None and "x" failed inside int()
+        with pytest.raises(DataError, match=f"batch_size must be a whole number of at least 1, "
+                                            f"got {batch_size!r}"):
+            BatchLoader({"a": [1, 2, 3]}, batch_size=batch_size)
+    assert BatchLoader({"a": [1, 2, 3]}, batch_size=np.int32(2)).batch_size == 2
 
 
 def test_check_features_names_missing_and_unexpected_columns():

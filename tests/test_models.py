@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -172,6 +173,12 @@ def test_model_arguments_get_clear_errors():
         MMOE(MIXED, ["classification"] * 2, 4, {"dims": [8], "dropout": 1.5}, [{}, {}])
     with pytest.raises(DataError, match=r"tower_params_list\[1\]\['dropout'\]"):
         MMOE(MIXED, ["classification"] * 2, 4, {"dims": [8]}, [{}, {"dropout": -0.1}])
+    for n_expert in (2.7, None, 0, "4"):  # 2.7 used to build 2 experts without a word
+        with pytest.raises(DataError, match=rf"n_expert must be a whole number of at least 1, "
+                                            rf"got {n_expert!r}"):
+            MMOE(MIXED, ["classification"] * 2, n_expert, {"dims": [8]}, [{}, {}])
+    assert MMOE(MIXED, ["classification"] * 2, np.int64(3), {"dims": [8]},
+                [{}, {}]).init_args["n_expert"] == 3
 
 
 def test_float_ids_in_forward_name_only_the_float_columns():

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from ..checks import check_count
 from ..errors import DataError
 from ..files import prepare_folder
 from .ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, DENSE_OF_FIELD, SPARSE_COLUMNS, SPLITS,
@@ -210,9 +211,8 @@ def preprocess_raw(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, min_c
         `SparseFeature(vocab_size=...)` wants); the dense ranges fitted on train; the rules.
     """
     paths = _raw_paths(raw_dir)
-    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-        raise DataError(f"min_count must be a whole number >= 1, got {min_count!r}. It is how "
-                        f"often an id must appear in train to get its own embedding (default 10).")
+    min_count = check_count("min_count (how often an id must appear in train to get its own "
+                            "embedding; default 10)", min_count)
     out = prepare_folder(out_dir, "the output folder")
     csv_names = {split: split_file_name(split, sample=False) for split in SPLITS}
     _check_nothing_overwritten(out, set(csv_names.values()))

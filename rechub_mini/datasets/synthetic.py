@@ -32,6 +32,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from .. import __version__
+from ..checks import check_count
 from ..errors import DataError
 from ..files import prepare_folder, write_all_atomically
 from .ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, ESTIMATED_VOCAB_SIZES, REAL_STATS,
@@ -45,6 +46,7 @@ PRESETS = {"real": {"ctr": REAL_STATS["ctr"], "cvr": REAL_STATS["cvr"]},
 DEFAULT_VOCAB_SCALE = 0.01
 DEFAULT_TASK_RELATEDNESS = 0.3
 DEFAULT_SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+MIN_ROWS = 10  # so that every split gets rows
 UNKNOWN_RATE = 0.02  # share of ids shown as 0, like the rare ids dropped from the real data
 
 # Standard deviation of each field's per-id effect on the logit of the task(s) it drives.
@@ -296,12 +298,10 @@ def _checked(rows, seed, preset, vocab_scale, task_relatedness) -> tuple[float, 
     vocab_scale = DEFAULT_VOCAB_SCALE if vocab_scale is None else vocab_scale
     task_relatedness = DEFAULT_TASK_RELATEDNESS if task_relatedness is None else task_relatedness
 
-    def is_number(x, kind=numbers.Real):
-        return isinstance(x, kind) and not isinstance(x, bool)
-    if not is_number(rows, numbers.Integral) or rows < 10:
-        raise DataError(f"rows must be a whole number of at least 10; got {rows!r}.")
-    if not is_number(seed, numbers.Integral) or seed < 0:
-        raise DataError(f"seed must be a whole number >= 0; got {seed!r}.")
+    def is_number(x):
+        return isinstance(x, numbers.Real) and not isinstance(x, bool)
+    check_count("rows", rows, minimum=MIN_ROWS)
+    check_count("seed", seed, minimum=0)
     if preset not in PRESETS:
         raise DataError(f"preset must be one of {sorted(PRESETS)} ('real': Ali-CCP's CTR 4.05% "
                         f"and CVR 0.53%; 'tutorial': enriched rates); got {preset!r}.")

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from ..checks import check_count
 from ..errors import DataError
 from ..features import Feature
 from .base import TaskHeadsModel
@@ -48,11 +49,10 @@ class MMOE(TaskHeadsModel):
             raise DataError(f"MMOE got {len(self.task_types)} task_types but "
                             f"{len(tower_params_list)} tower_params_list entries; give one "
                             f"tower per task.")
-        if int(n_expert) < 1:
-            raise DataError(f"n_expert must be at least 1, got {n_expert}.")
+        n_expert = check_count("n_expert", n_expert)
         self.features = list(features)
         self.init_args = dict(features=self.features, task_types=self.task_types,
-                              n_expert=int(n_expert), expert_params=dict(expert_params),
+                              n_expert=n_expert, expert_params=dict(expert_params),
                               tower_params_list=[dict(p) for p in tower_params_list],
                               task_names=self.task_names, sparse_grad=sparse_grad)
         self.embedding = EmbeddingLayer(self.features, sparse_grad)
@@ -63,9 +63,9 @@ class MMOE(TaskHeadsModel):
             raise DataError(f"expert_params has unknown options {sorted(unknown)}; allowed: "
                             f"dims, dropout, activation.")
         check_layer_options("expert_params", options)
-        self.experts = ParallelMLP(int(n_expert), input_dim, **options)
+        self.experts = ParallelMLP(n_expert, input_dim, **options)
         # all tasks' gates in one layer: output t * n_expert + e is gate t's score for expert e
-        self.gates = Linear(input_dim, len(self.task_types) * int(n_expert))
+        self.gates = Linear(input_dim, len(self.task_types) * n_expert)
         self.towers = nn.ModuleList(
             tower(self.experts.output_dim, p, f"tower_params_list[{i}]")
             for i, p in enumerate(tower_params_list))
