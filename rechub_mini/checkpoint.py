@@ -17,7 +17,7 @@ import torch
 from . import __version__
 from .errors import CheckpointError
 from .features import DenseFeature, SparseFeature, feature_from_dict
-from .files import prepare_folder, write_atomically
+from .files import prepare_folder, replace_when_done
 
 CHECKPOINT_FORMAT = "rechub_mini.checkpoint/1"
 
@@ -58,7 +58,8 @@ def save_checkpoint(path: str | os.PathLike, model, optimizer_state: dict | None
         "history": history,
     }
     prepare_folder(Path(path).parent, "the checkpoint's folder")
-    write_atomically(path, lambda temporary: torch.save(payload, temporary))
+    with replace_when_done([path]) as temporary:
+        torch.save(payload, temporary[Path(path)])
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:

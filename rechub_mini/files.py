@@ -3,14 +3,16 @@
 Output folders are created and checked before any long work starts (a file in the way is
 reported at once, not after an epoch of training), and each file is written under a temporary
 name in its folder, flushed to disk, then renamed over the old one: a crash or a kill at any
-moment leaves the old file or the new one, never half of one. Used by the checkpoints, the
-synthetic generator and the raw-data preprocessor.
+moment leaves the old file or the new one, never half of one (`replace_when_done`). Used by
+the checkpoints, the synthetic generator and the raw-data preprocessor; the array cache of a
+large CSV (datasets/csv_arrays.py) swaps a whole folder the same way.
 """
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import DataError
@@ -41,31 +43,31 @@ def prepare_folder(folder: str | os.PathLike, what: str) -> Path:
     return path
 
 
-def write_atomically(path: str | os.PathLike, write: Callable[[Path], object]) -> None:
-    """Write `path` by calling `write(temporary_path)`, then flush and rename it into place.
+@contextmanager
+def replace_when_done(paths: Iterable[str | os.PathLike]) -> Iterator[dict[Path, Path]]:
+    """Give a temporary path next to each of `paths` to write to; when the block ends without
+    an error, flush each file to disk and rename them all over `paths`.
 
-    The file ends up readable by everyone (0644) like a file written directly, not with the
-    owner-only mode of a temporary file.
+    An error or Ctrl-C in the block keeps every old file and removes the temporary ones, so
+    files that belong together (a dataset's splits and their meta.json) are never left new
+    and old mixed, and no file is ever half-written. The files end up readable by everyone
+    (0644) like a file written directly, not owner-only like a temporary file.
+
+        with replace_when_done([path]) as temporary:
+            torch.save(payload, temporary[path])
     """
-    write_all_atomically({path: write})
-
-
-def write_all_atomically(writes: Mapping[str | os.PathLike, Callable[[Path], object]]) -> None:
-    """Write several files that belong together (the splits of a dataset and their meta.json):
-    every one under a temporary name first, then all renamed into place. An error or Ctrl-C
-    while writing keeps every old file, instead of leaving new and old files mixed."""
     temporary: dict[Path, Path] = {}
     try:
-        for path, write in writes.items():
-            path = Path(path)
+        for path in map(Path, paths):
             handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
                                             suffix=".tmp")
             os.close(handle)
             temporary[path] = Path(name)
-            write(temporary[path])
-            with open(temporary[path], "ab") as written:  # "ab": fsync needs a writable
-                os.fsync(written.fileno())                 # handle on Windows
-            os.chmod(temporary[path], 0o644)
+        yield dict(temporary)
+        for name in temporary.values():
+            with open(name, "ab") as written:  # "ab": fsync needs a writable handle on Windows
+                os.fsync(written.fileno())
+            os.chmod(name, 0o644)
         for path, name in temporary.items():
             os.replace(name, path)
     finally:

@@ -6,26 +6,25 @@ import stat
 import pytest
 
 from rechub_mini import DataError, files
-from rechub_mini.files import prepare_folder, write_all_atomically, write_atomically
+from rechub_mini.files import prepare_folder, replace_when_done
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path):
     path = tmp_path / "meta.json"
     path.write_text("old", encoding="utf-8")
 
-    def half_then_fail(temporary):
-        temporary.write_text("half of the new", encoding="utf-8")
-        raise OSError("disk full")
-
     with pytest.raises(OSError, match="disk full"):
-        write_atomically(path, half_then_fail)
+        with replace_when_done([path]) as temporary:
+            temporary[path].write_text("half of the new", encoding="utf-8")
+            raise OSError("disk full")
     assert path.read_text(encoding="utf-8") == "old" and os.listdir(tmp_path) == ["meta.json"]
 
 
 def test_a_written_file_replaces_the_old_one_and_is_readable_by_all(tmp_path):
     path = tmp_path / "meta.json"
     path.write_text("old", encoding="utf-8")
-    write_atomically(path, lambda temporary: temporary.write_text("new", encoding="utf-8"))
+    with replace_when_done([path]) as temporary:
+        temporary[path].write_text("new", encoding="utf-8")
     assert path.read_text(encoding="utf-8") == "new" and os.listdir(tmp_path) == ["meta.json"]
     if os.name == "posix":  # a temporary file is created owner-only; the result is not
         assert stat.S_IMODE(path.stat().st_mode) == 0o644
@@ -60,21 +59,19 @@ def test_a_read_only_disk_is_not_writable(tmp_path, monkeypatch):
 
 
 def test_files_written_together_are_all_kept_old_when_one_fails(tmp_path):
-    for name in ("a.csv", "b.csv", "meta.json"):
-        (tmp_path / name).write_text(f"old {name}", encoding="utf-8")
-
-    def interrupted(path):
-        raise KeyboardInterrupt  # Ctrl-C while the last file is written
-
-    writes = {tmp_path / "a.csv": lambda p: p.write_text("new a", encoding="utf-8"),
-              tmp_path / "b.csv": lambda p: p.write_text("new b", encoding="utf-8"),
-              tmp_path / "meta.json": interrupted}
+    names = ("a.csv", "b.csv", "meta.json")
+    paths = [tmp_path / name for name in names]
+    for path in paths:
+        path.write_text(f"old {path.name}", encoding="utf-8")
     with pytest.raises(KeyboardInterrupt):
-        write_all_atomically(writes)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv", "meta.json"]
-    for name in ("a.csv", "b.csv", "meta.json"):
-        assert (tmp_path / name).read_text(encoding="utf-8") == f"old {name}"
-    writes[tmp_path / "meta.json"] = lambda p: p.write_text("new meta", encoding="utf-8")
-    write_all_atomically(writes)
-    assert [(tmp_path / n).read_text(encoding="utf-8") for n in ("a.csv", "b.csv", "meta.json")
-            ] == ["new a", "new b", "new meta"]
+        with replace_when_done(paths) as temporary:
+            for path in paths[:2]:
+                temporary[path].write_text(f"new {path.name}", encoding="utf-8")
+            raise KeyboardInterrupt  # Ctrl-C while the last file is written
+    assert sorted(p.name for p in tmp_path.iterdir()) == list(names)
+    assert [p.read_text(encoding="utf-8") for p in paths] == [f"old {n}" for n in names]
+    with replace_when_done(paths) as temporary:
+        for path in paths:
+            temporary[path].write_text(f"new {path.name}", encoding="utf-8")
+    assert [p.read_text(encoding="utf-8") for p in paths] == [f"new {n}" for n in names]
+    assert sorted(p.name for p in tmp_path.iterdir()) == list(names)

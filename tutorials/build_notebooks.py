@@ -14,12 +14,13 @@ import importlib.util
 import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+
+from rechub_mini.files import replace_when_done
 
 HERE = Path(__file__).resolve().parent
 LANGUAGES = ("en", "zh")
@@ -99,14 +100,6 @@ def merge_streams(outputs: list) -> list:
     return merged
 
 
-def write_atomically(nb: nbformat.NotebookNode, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        nbformat.write(nb, f)
-    os.chmod(tmp, 0o644)  # mkstemp makes files private; notebooks are for everyone to read
-    os.replace(tmp, path)
-
-
 def build(path: Path) -> None:
     cells = load_lesson(path)
     notebooks = {lang: make_notebook(cells, lang) for lang in LANGUAGES}
@@ -115,8 +108,10 @@ def build(path: Path) -> None:
         if en_cell.cell_type == "code":
             zh_cell.outputs = nbformat.from_dict(json.loads(json.dumps(en_cell.outputs)))
             zh_cell.execution_count = en_cell.execution_count
-    for lang, nb in notebooks.items():
-        write_atomically(nb, HERE / lang / f"{path.stem}.ipynb")
+    paths = {lang: HERE / lang / f"{path.stem}.ipynb" for lang in notebooks}
+    with replace_when_done(paths.values()) as temporary:  # both languages or neither
+        for lang, nb in notebooks.items():
+            nbformat.write(nb, str(temporary[paths[lang]]))
     print(f"built {path.stem}")
 
 

@@ -21,16 +21,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack
 from pathlib import Path
-from typing import IO
 
 from ..checks import check_count
 from ..errors import DataError
-from ..files import prepare_folder
+from ..files import prepare_folder, replace_when_done
 from .ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, DENSE_OF_FIELD, SPARSE_COLUMNS, SPLITS,
                              split_file_name, synthetic_files)
 from .raw_format import (MULTI_VALUED_RULE, USER_FIELDS, Pair, read_common_features,
@@ -121,29 +119,6 @@ def _encode(click: bool, purchase: bool, fields: dict[str, Pair], vocab: dict,
     return ",".join(cells) + "\n"
 
 
-@contextmanager
-def _atomic_outputs(folder: Path, names: list[str]) -> Iterator[dict[str, IO[str]]]:
-    """Open temporary files in `folder`; rename them to `names` only if the block succeeds."""
-    temporary: dict[str, Path] = {}
-    files: dict[str, IO[str]] = {}
-    try:
-        for name in names:
-            handle, path = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-            temporary[name] = Path(path)
-            files[name] = open(handle, "w", encoding="utf-8", newline="\n")
-        yield files
-        for f in files.values():
-            f.close()
-        for name, path in temporary.items():
-            os.chmod(path, 0o644)
-            os.replace(path, folder / name)
-    finally:
-        for f in files.values():
-            f.close()
-        for path in temporary.values():
-            path.unlink(missing_ok=True)
-
-
 def _raw_paths(raw_dir: str | os.PathLike) -> dict[str, Path]:
     folder = Path(raw_dir)
     if not folder.is_dir():
@@ -222,7 +197,11 @@ def preprocess_raw(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, min_c
                                       lambda _: "train", progress), min_count)
     _check_join(fit_stats["train"], paths["skeleton_train"], paths["common_train"])
     stats: Stats = {split: Counter() for split in SPLITS}
-    with _atomic_outputs(out, [*csv_names.values(), REPORT_NAME]) as files:
+    names = [*csv_names.values(), REPORT_NAME]
+    # every file under a temporary name, renamed into place only when all are complete
+    with replace_when_done([out / name for name in names]) as temporary, ExitStack() as opened:
+        files = {name: opened.enter_context(open(temporary[out / name], "w", encoding="utf-8",
+                                                 newline="\n")) for name in names}
         for name in csv_names.values():
             files[name].write(",".join(ALL_COLUMNS) + "\n")
 

@@ -34,7 +34,7 @@ from sklearn.metrics import roc_auc_score
 from .. import __version__
 from ..checks import check_count
 from ..errors import DataError
-from ..files import prepare_folder, write_all_atomically
+from ..files import prepare_folder, replace_when_done
 from .ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, ESTIMATED_VOCAB_SIZES, REAL_STATS,
                              REAL_VOCAB_SIZES, SPARSE_COLUMNS, SPLITS, SYNTHETIC_GENERATOR,
                              split_file_name, synthetic_files)
@@ -238,14 +238,12 @@ def write_synthetic(out_dir: str | os.PathLike, rows: int, seed: int = 0,
     out = prepare_folder(out_dir, "the output folder")
     check_nothing_overwritten(out, {split_file_name(s, sample_names) for s in SPLITS})
     frame, truth = generate_ali_ccp(rows, seed, preset, vocab_scale, task_relatedness)
-    splits, writes = {}, {}
+    parts, splits = {}, {}
     for split, (start, end) in zip(SPLITS, bounds):
-        part = frame.iloc[start:end]
         name = split_file_name(split, sample_names)
-        writes[out / name] = lambda tmp, part=part: part.to_csv(
-            tmp, index=False, float_format="%.4f", lineterminator="\n")
+        parts[out / name] = frame.iloc[start:end]
         splits[split] = {"file": name, **_split_stats(
-            part, truth["p_ctr"][start:end], truth["p_cvr"][start:end])}
+            parts[out / name], truth["p_ctr"][start:end], truth["p_cvr"][start:end])}
     command = (f"python -m rechub_mini synth --rows {int(rows)} --seed {int(seed)} "
                f"--preset {preset} --vocab-scale {float(vocab_scale)!r} "
                f"--task-relatedness {float(task_relatedness)!r}")
@@ -266,9 +264,12 @@ def write_synthetic(out_dir: str | os.PathLike, rows: int, seed: int = 0,
         "splits": splits,
         "vocab_sizes": {f: int(frame[f].max()) + 1 for f in SPARSE_COLUMNS},
     }
-    writes[out / "meta.json"] = lambda tmp: tmp.write_text(
-        json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    write_all_atomically(writes)  # all files or none: an interrupted run keeps the old set
+    # all files or none: an interrupted run keeps the old set
+    with replace_when_done([*parts, out / "meta.json"]) as temporary:
+        for path, part in parts.items():
+            part.to_csv(temporary[path], index=False, float_format="%.4f", lineterminator="\n")
+        temporary[out / "meta.json"].write_text(json.dumps(meta, indent=2) + "\n",
+                                                encoding="utf-8")
     return meta
 
 
