@@ -4,6 +4,9 @@ A checkpoint holds the model class and its constructor arguments (features inclu
 weights, the optimizer state, the epoch and the training history. It is written to a temporary
 file in the same folder, flushed to disk, then renamed over the old one: a kill at any moment
 leaves either the previous checkpoint or the new one, never half of one.
+A training run's folder holds two: `model.pth` (the best epoch so far: what `load_model` reads)
+and `resume.pth` (everything after the last finished epoch: what `fit(resume=True)` reads).
+Taught in tutorials/*/04_full_dataset.ipynb.
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ from .features import DenseFeature, SparseFeature, feature_from_dict
 from .files import prepare_folder, replace_when_done
 
 CHECKPOINT_FORMAT = "rechub_mini.checkpoint/1"
+BEST_FILE = "model.pth"
+RESUME_FILE = "resume.pth"
 
 
 def _encode(value):
@@ -66,9 +71,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     """Read a checkpoint file, with a clear error if it is missing or damaged."""
     path = Path(path)
     if path.is_dir():
-        path = path / "model.pth"
+        path = path / BEST_FILE
     if not path.exists():
-        raise CheckpointError(f"No checkpoint at {path.name!r} (looked in {path.parent.name!r}).")
+        raise CheckpointError(f"No checkpoint at {path.name!r} (looked in {path.parent.name!r}). "
+                              f"Give the folder a run saved to (MTLTrainer's model_path, "
+                              f"--save) or a .pth file in it.")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -141,7 +148,10 @@ def load_model(path: str | os.PathLike, features=None):
     payload = read_checkpoint(path)
     cls = MODEL_CLASSES.get(payload["model_class"])
     if cls is None:
-        raise CheckpointError(f"Checkpoint holds unknown model class {payload['model_class']!r}.")
+        raise CheckpointError(f"Checkpoint holds unknown model class {payload['model_class']!r}; "
+                              f"this version knows {sorted(MODEL_CLASSES)}. Load it with the "
+                              f"rechub_mini version that wrote it ("
+                              f"{payload.get('package_version', 'unknown')}).")
     model = cls(**_decode(payload["model_args"]))
     if features is not None and list(features) != model.features:
         raise CheckpointError(f"The features do not match the checkpoint's: "
@@ -150,6 +160,8 @@ def load_model(path: str | os.PathLike, features=None):
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as err:
-        raise CheckpointError(f"Checkpoint weights do not fit the model: {err}") from None
+        raise CheckpointError(f"Checkpoint weights do not fit the model it describes (written "
+                              f"by rechub_mini {payload.get('package_version', 'unknown')}?"
+                              f"): {err}. Load it with that version, or retrain.") from None
     model.from_checkpoint = True  # trained already: fit keeps its output biases
     return model

@@ -24,7 +24,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed
-from .checkpoint import model_differences, read_checkpoint, save_checkpoint
+from .checkpoint import (BEST_FILE, RESUME_FILE, model_differences, read_checkpoint,
+                         save_checkpoint)
 from .checks import check_count, check_non_negative, check_seed
 from .data import BatchLoader
 from .errors import CheckpointError, DataError, TrainingError
@@ -37,8 +38,6 @@ from .optim import DenseAdam, EmbeddingAdam, flush_tiny_values
 PROGRESS_ENV = "RECHUB_MINI_PROGRESS"
 # steps between two flushes of the tiny dense weights and moments (flush_tiny_values)
 FLUSH_EVERY = 100
-BEST_FILE = "model.pth"      # the best weights so far: what load_model reads
-RESUME_FILE = "resume.pth"   # everything after the last finished epoch: what resume reads
 ADAM_OPTIONS = {"lr", "betas", "eps"}
 PREDICT_BATCH_ROWS = 4096  # predict reads at least this many rows per forward pass
 

@@ -6,7 +6,8 @@ CELLS = [
 
 The lessons so far ran on a small synthetic sample. This one is about the real Ali-CCP: where
 to get it, how to turn its raw logs into the processed files the package reads, how large files
-load quickly, and how to train on several processes or machines.
+load quickly, how to stop a long run and go on with it later, and how to train on several
+processes or machines.
 
 Everything here runs on small stand-ins (a tiny raw-format fixture and synthetic data at the
 real click and purchase rates), so the notebook finishes in seconds. Set `RAW_DIR` below to
@@ -17,7 +18,8 @@ Reading time: 15 minutes. Running time: under a minute.
 # 04 · 全量数据：原始日志、数组缓存与大规模训练
 
 前面的课程都在一个小的合成数据样本上运行。本课讲真实的 Ali-CCP：去哪里获取、如何把原始日志
-预处理成本包读取的格式、大文件如何快速加载，以及如何在多个进程或多台机器上训练。
+预处理成本包读取的格式、大文件如何快速加载、如何中断一次长时间的训练并在之后接着训练，以及如何在多个进程或
+多台机器上训练。
 
 这里的一切都在小规模替身上运行（一个很小的原始格式样例，以及按真实点击率和转化率生成的合成数据），
 所以整本笔记几秒钟就能跑完。把下面的 `RAW_DIR` 设为存放真实原始文件的文件夹，同样的代码就会处理
@@ -36,6 +38,7 @@ Reading time: 15 minutes. Running time: under a minute.
 | loading the splits | `rechub_mini/datasets/ali_ccp.py` | `load_ali_ccp` |
 | synthetic data at the real rates | `rechub_mini/datasets/synthetic.py` | `write_synthetic` |
 | updating only the embedding rows in a batch | `rechub_mini/optim.py` | `EmbeddingAdam` |
+| saving, resuming and loading a run | `rechub_mini/trainer.py`, `rechub_mini/checkpoint.py` | `model_path`, `fit(..., resume=True)`, `load_model` |
 | several processes | `rechub_mini/distributed.py`, `rechub_mini/cli.py` | `torchrun ... -m rechub_mini train` |
 """, zh="""
 ## 代码在哪里
@@ -48,6 +51,7 @@ Reading time: 15 minutes. Running time: under a minute.
 | 加载三个划分 | `rechub_mini/datasets/ali_ccp.py` | `load_ali_ccp` |
 | 按真实比例生成的合成数据 | `rechub_mini/datasets/synthetic.py` | `write_synthetic` |
 | 只更新批次中用到的嵌入行 | `rechub_mini/optim.py` | `EmbeddingAdam` |
+| 保存、接着训练与加载一次训练 | `rechub_mini/trainer.py`、`rechub_mini/checkpoint.py` | `model_path`、`fit(..., resume=True)`、`load_model` |
 | 多进程 | `rechub_mini/distributed.py`、`rechub_mini/cli.py` | `torchrun ... -m rechub_mini train` |
 """),
     code("""
@@ -57,7 +61,7 @@ from pathlib import Path
 
 import torch
 
-from rechub_mini import ESMM, DataGenerator, MTLTrainer
+from rechub_mini import ESMM, DataGenerator, MTLTrainer, load_model
 from rechub_mini.datasets import ali_ccp
 from rechub_mini.datasets.csv_arrays import read_csv_arrays
 from rechub_mini.datasets.preprocess import preprocess_raw, write_raw_fixture
@@ -244,8 +248,87 @@ did not use, so (most likely) the embeddings of rare ids fade before they are se
 AUC falls more slowly after epoch 1, at about ten times the cost per step.
 `benchmarks/embedding_optimizers.py` measures both on synthetic data. Exercise 1 shows one
 remedy the paper names: fewer rare ids, through `min_count`.
+""", zh="""
+在全量训练集（4230 万行）上，ESMM 的一轮训练在笔记本电脑上只需几分钟，而不是一小时。差别来自三点：
+批次就是张量的切片，而不是把样本一行一行拼起来；嵌入表（按真实词表大小约 150 万行）使用稀疏梯度，
+`EmbeddingAdam`（`rechub_mini/optim.py`）只更新一个批次用到的几千行，公式与 PyTorch 的 `SparseAdam`
+相同，而普通的 Adam 每一步都要重写每一行以及它的两个矩向量；批次内重复出现的 id 在合并时不需要排序。
+`benchmarks/README.md` 在同一台机器上与 torch-rechub 的速度做了对比。
 
-## 5. Several processes and several machines
+只更新用到的行有一个值得了解的副作用。嵌入表这么大时，许多 id 只出现寥寥几次，CTR 模型从第二轮
+开始就会过拟合，这就是"一轮现象"（one-epoch phenomenon，Zhang 等，CIKM 2022，arXiv 2209.06053），
+也是训练器保留验证分数最好的那一轮的原因。过拟合来得多快取决于优化器：torch-rechub 那样带权重衰减的
+普通 Adam，每一步还会收缩批次没有用到的行，罕见 id 的嵌入（很可能）在再次出现之前就已经消退：第一轮
+之后 AUC 下降得更慢，但每一步的代价约为十倍。`benchmarks/embedding_optimizers.py` 在合成数据上测量了
+两者。练习 1 展示了论文提到的一种办法：用 `min_count` 减少罕见的 id。
+"""),
+    md(en="""
+## 5. Long runs: saving, going on, loading
+
+An epoch of the full data takes minutes, a tuning run hours, and a laptop may be closed in
+between. Give the trainer a folder, `model_path`, and after every epoch it writes two files
+there: `model.pth`, the weights of the best epoch so far, and `resume.pth`, everything needed
+to go on (weights, both optimizers' moments, the epoch, the history, the early-stopping count).
+Each is written to a temporary file first and then renamed, so a crash leaves the previous
+file, never half of one. `fit(..., resume=True)` continues from the last finished epoch and
+ends with the same weights as a run that was never stopped; the command line has `--save` and
+`--resume` for the same. Resuming with other settings (learning rate, batch size, seed, model)
+is refused with the differences named, and a new run never writes over an earlier run's files.
+
+Below, a run of one epoch stands for one that was stopped after its first epoch; asking for
+two epochs with `resume=True` trains only the second.
+""", zh="""
+## 5. 长时间训练：保存、接着训练、加载
+
+全量数据的一轮训练要几分钟，一次调参要几个小时，中间笔记本电脑可能会被合上。给训练器一个文件夹
+`model_path`，它在每一轮之后往里写两个文件：`model.pth` 是到目前为止最好那一轮的权重，`resume.pth`
+是接着训练所需的全部内容（权重、两个优化器的矩、轮次、历史记录、早停计数）。每个文件都先写到临时文件，
+再重命名，所以程序崩溃时留下的是上一个文件，而不会是写了一半的文件。`fit(..., resume=True)` 从最后
+完成的那一轮接着训练，最终得到的权重与从未中断的训练相同；命令行中对应的是 `--save` 和 `--resume`。
+用不同的设置（学习率、批大小、随机种子、模型）接着训练会被拒绝，并列出不同之处；新的训练也绝不会覆盖
+之前训练留下的文件。
+
+下面用一次只训练一轮的运行来代替一次在第一轮之后被中断的训练；再以 `resume=True` 要求两轮，就只会训练
+第二轮。
+"""),
+    code("""
+run_folder = work / "esmm-run"
+train, val, test = DataGenerator(*inputs["train"]).generate_dataloader(
+    *inputs["val"], *inputs["test"], batch_size=1024)
+
+
+def esmm_trainer(n_epoch):
+    torch.manual_seed(2022)
+    model = ESMM(ali_ccp.build_features(data.train, ali_ccp.ESMM_USER_COLUMNS, 16),
+                 ali_ccp.build_features(data.train, ali_ccp.ESMM_ITEM_COLUMNS, 16),
+                 cvr_params={"dims": [16, 8]}, ctr_params={"dims": [16, 8]})
+    return MTLTrainer(model, optimizer_params={"lr": 3e-3}, n_epoch=n_epoch, seed=2022,
+                      model_path=run_folder)
+
+
+esmm_trainer(n_epoch=1).fit(train, val)
+print(sorted(p.name for p in run_folder.iterdir()))
+print("-- later: two epochs in all, going on from the first --")
+trainer = esmm_trainer(n_epoch=2)
+history = trainer.fit(train, val, resume=True)
+print("epochs trained in this call:", history["epoch"][1:], "of", history["epoch"])
+"""),
+    md(en="""
+`load_model` rebuilds the model from `model.pth` alone: the file holds the model's class and
+its constructor arguments (the features included), so the code that built it is not needed.
+Its scores are those of the trainer's model, which holds the best epoch's weights too.
+""", zh="""
+`load_model` 仅凭 `model.pth` 就能重建模型：文件里保存了模型的类和它的构造参数（包括特征），所以不需要
+当初构建模型的代码。它的分数与训练器中的模型相同，后者同样持有最好那一轮的权重。
+"""),
+    code("""
+loaded = load_model(run_folder)
+print(type(loaded).__name__, len(loaded.features), "features")
+print("trainer's model:", trainer.evaluate(trainer.model, test))
+print("loaded model:   ", trainer.evaluate(loaded, test))
+"""),
+    md(en="""
+## 6. Several processes and several machines
 
 When one process is not enough (many runs, larger embeddings, more data), the trainer runs on
 PyTorch's own distributed engine: `torchrun` starts the processes and
@@ -270,20 +353,7 @@ torchrun --nnodes=2 --nproc_per_node=4 --rdzv_backend=c10d --rdzv_endpoint=HOST:
 Below, the same command with 2 processes on the synthetic data. On a 2-core laptop, two
 processes measure the overhead of synchronisation, not a speed-up.
 """, zh="""
-在全量训练集（4230 万行）上，ESMM 的一轮训练在笔记本电脑上只需几分钟，而不是一小时。差别来自三点：
-批次就是张量的切片，而不是把样本一行一行拼起来；嵌入表（按真实词表大小约 150 万行）使用稀疏梯度，
-`EmbeddingAdam`（`rechub_mini/optim.py`）只更新一个批次用到的几千行，公式与 PyTorch 的 `SparseAdam`
-相同，而普通的 Adam 每一步都要重写每一行以及它的两个矩向量；批次内重复出现的 id 在合并时不需要排序。
-`benchmarks/README.md` 在同一台机器上与 torch-rechub 的速度做了对比。
-
-只更新用到的行有一个值得了解的副作用。嵌入表这么大时，许多 id 只出现寥寥几次，CTR 模型从第二轮
-开始就会过拟合，这就是"一轮现象"（one-epoch phenomenon，Zhang 等，CIKM 2022，arXiv 2209.06053），
-也是训练器保留验证分数最好的那一轮的原因。过拟合来得多快取决于优化器：torch-rechub 那样带权重衰减的
-普通 Adam，每一步还会收缩批次没有用到的行，罕见 id 的嵌入（很可能）在再次出现之前就已经消退：第一轮
-之后 AUC 下降得更慢，但每一步的代价约为十倍。`benchmarks/embedding_optimizers.py` 在合成数据上测量了
-两者。练习 1 展示了论文提到的一种办法：用 `min_count` 减少罕见的 id。
-
-## 5. 多进程与多台机器
+## 6. 多进程与多台机器
 
 当一个进程不够用时（大量实验、更大的嵌入、更多数据），训练器运行在 PyTorch 自带的分布式引擎上：
 `torchrun` 启动各个进程，`DistributedDataParallel` 在每一步之后对梯度求平均。每个进程从内存映射的
