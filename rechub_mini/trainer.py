@@ -16,6 +16,7 @@ import numbers
 import os
 import sys
 import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -32,7 +33,7 @@ from .errors import CheckpointError, DataError, TrainingError
 from .files import prepare_folder
 from .metrics import MetricWarning, TaskScores, task_scores
 from .models.base import MultiTaskModel, TaskHeadsModel
-from .models.layers import ids_checked
+from .models.layers import ids_already_checked
 from .optim import DenseAdam, EmbeddingAdam, flush_tiny_values
 
 PROGRESS_ENV = "RECHUB_MINI_PROGRESS"
@@ -101,6 +102,15 @@ def resolve_device(device: str | torch.device) -> torch.device:
             raise DataError(f"device {device!r} asks for a GPU, but PyTorch sees {count} here "
                             f"(torch {torch.__version__}); use 'cpu'.")
     return resolved
+
+
+def check_is_loader(loader: object) -> None:
+    """The trainer reads batches from a BatchLoader only: it checks the columns once, shuffles
+    by epoch, shards between processes and predicts in stored order through it."""
+    if not isinstance(loader, BatchLoader):
+        raise DataError(f"Expected a loader from DataGenerator or BatchLoader, got "
+                        f"{type(loader).__name__}; wrap the data as BatchLoader(x, y, "
+                        f"batch_size=...).")
 
 
 class LossModule(nn.Module):
@@ -220,7 +230,7 @@ class MTLTrainer:
                                    if any(p is q for q in sparse)])
             self.loss_module = nn.parallel.DistributedDataParallel(self.loss_module, device_ids=ids)
         self.history: dict = {}
-        self._leak_checked: set[int] = set()
+        self._leak_checked: weakref.WeakSet[BatchLoader] = weakref.WeakSet()
 
     def _batches(self, loader, desc: str, total: int | None = None):
         return tqdm(loader, desc=desc, total=total, leave=False,
@@ -230,15 +240,13 @@ class MTLTrainer:
         return {k: v.to(self.device, non_blocking=True) for k, v in x.items()}
 
     def _check(self, loader: BatchLoader) -> None:
-        if not isinstance(loader, BatchLoader):
-            raise DataError(f"Expected a loader from DataGenerator/BatchLoader, got "
-                            f"{type(loader).__name__}.")
+        check_is_loader(loader)
         loader.check_features(self.model.features)
         if loader.y is None:
             raise DataError("This loader has no labels (y); training and evaluation need them.")
         self.model.check_labels(loader.y)
-        if id(loader) not in self._leak_checked:
-            self._leak_checked.add(id(loader))
+        if loader not in self._leak_checked:  # once per loader (not by id: ids are reused)
+            self._leak_checked.add(loader)
             for leak in loader.label_leaks([f.name for f in self.model.features]):
                 warnings.warn(f"Label leak: {leak}, so the model can read the answer from its "
                               f"input and its scores mean nothing. Remove that column from "
@@ -247,14 +255,13 @@ class MTLTrainer:
     def train_one_epoch(self, loader: BatchLoader, epoch: int) -> dict[str, float]:
         """One pass over `loader`; returns the mean of each loss part."""
         self.model.train()
-        checked = isinstance(loader, BatchLoader)
-        if checked:  # its ids are checked once here (or were by fit), not in every batch
-            loader.check_features(self.model.features)
-        with ids_checked(self.model, checked):
+        check_is_loader(loader)
+        loader.check_features(self.model.features)  # once here (or by fit), not every batch
+        with ids_already_checked(self.model):
             sums, steps = self._train_steps(loader, epoch)
         if steps == 0:
             why = (f" ({loader.num_rows} rows, batch_size {loader.batch_size}, drop_last=True)"
-                   if checked and loader.drop_last else "")
+                   if loader.drop_last else "")
             raise DataError(f"The training loader gave no batch{why}: nothing was trained. Use "
                             f"a smaller batch_size, or drop_last=False.")
         self._flush_tiny_values()
@@ -328,10 +335,9 @@ class MTLTrainer:
                            "best_epoch": None},
                "next_epoch": 0, "best_score": None, "waited": 0, "finished": False}
         best_state = None
-        per_process = getattr(train_dataloader, "batch_size", None)
         resuming = resume and os.path.exists(self._path(RESUME_FILE))
         self._run_settings = {  # the batch over all processes, as --batch-size gives it
-            "batch_size": None if per_process is None else per_process * self.world_size,
+            "batch_size": train_dataloader.batch_size * self.world_size,
             "processes": self.world_size, "seed": self.seed}
         if resume and not resuming:  # a mistyped folder should not pass unnoticed
             self._print(f"nothing to resume: no {RESUME_FILE} in {os.fspath(self.model_path)!r}; "
@@ -339,7 +345,7 @@ class MTLTrainer:
         if resuming:
             run, best_state = self._restore()
         elif self.start_at_base_rates and not any(opt.state for opt in self.optimizers) \
-                and not getattr(self.model, "from_checkpoint", False):
+                and not self.model.from_checkpoint:
             # a new run: the labels are the same on every process (all rows, before sharding)
             self.model.start_at_base_rates(train_dataloader.y.to(self.device))
         history = run["history"]
@@ -478,23 +484,20 @@ class MTLTrainer:
         """Predictions [rows, tasks] as a numpy array, in the rows' stored order (never
         shuffled), so they line up with the loader's labels."""
         model.eval()
-        if isinstance(data_loader, BatchLoader):
-            data_loader.check_features(model.features)
-            if data_loader.world_size != self.world_size:  # each process scores one block
-                data_loader.shard(self.rank, self.world_size)
-            # forward-only: larger batches than training's cost less per row (4096 was the
-            # fastest here of 1024-8192; larger ones leave the CPU caches and get slower)
-            size = max(data_loader.batch_size, PREDICT_BATCH_ROWS)
-            batches = data_loader.in_order(size)
-            total = -(-data_loader.contiguous_block()[1] // size)
-        else:
-            batches, total = data_loader, None
-        with ids_checked(model, isinstance(data_loader, BatchLoader)):
-            outputs = [model(self._to_device(x)).float()
-                       for x, _ in self._batches(batches, "predict", total)]
+        check_is_loader(data_loader)
+        data_loader.check_features(model.features)
+        if data_loader.world_size != self.world_size:  # each process scores one block
+            data_loader.shard(self.rank, self.world_size)
+        # forward-only: larger batches than training's cost less per row (4096 was the
+        # fastest here of 1024-8192; larger ones leave the CPU caches and get slower)
+        size = max(data_loader.batch_size, PREDICT_BATCH_ROWS)
+        total = -(-data_loader.contiguous_block()[1] // size)
+        with ids_already_checked(model):
+            outputs = [model(self._to_device(x)).float() for x, _ in
+                       self._batches(data_loader.in_order(size), "predict", total)]
         n_tasks = len(model.task_names)
         local = torch.cat(outputs) if outputs else torch.zeros(0, n_tasks, device=self.device)
-        if getattr(data_loader, "world_size", 1) > 1:  # each process scored one block of rows
+        if data_loader.world_size > 1:  # each process scored one block of rows
             local = distributed.gather_rows(local)
         return local.cpu().numpy()
 

@@ -209,6 +209,19 @@ def test_in_order_batches_cover_every_row_once_per_process():
     assert torch.equal(torch.cat(parts), loader.y[501:])
 
 
+def test_only_batch_loaders_are_taken_and_the_error_says_how_to_make_one():
+    train, val, _ = loaders(n=300, batch_size=64)
+    trainer = MTLTrainer(mmoe(), n_epoch=1, progress=False, verbose=False)
+    batches = list(train)  # (x, y) pairs: what a torch DataLoader of dicts would give
+    message = r"Expected a loader from DataGenerator or BatchLoader, got list; wrap the data"
+    for call in (lambda: trainer.train_one_epoch(batches, 0),
+                 lambda: trainer.predict(trainer.model, batches),
+                 lambda: trainer.evaluate(trainer.model, batches),
+                 lambda: trainer.fit(batches, val)):
+        with pytest.raises(DataError, match=message):
+            call()
+
+
 def test_loaders_are_checked_once_and_batches_then_skip_the_id_check():
     x, y = click_data(600, 0)
     x["i"][450] = 40  # one past the table of "i"

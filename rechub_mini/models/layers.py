@@ -104,7 +104,7 @@ class EmbeddingLayer(nn.Module):
             [grouped.index(f.name) for f in self.sparse_features], dtype=torch.long),
             persistent=False)
         self.output_dim = sum(f.embed_dim for f in self.sparse_features) + len(self.dense_features)
-        self.check_ids = True  # each batch's ids against the vocab sizes (see ids_checked)
+        self.check_ids = True  # each batch's ids against the vocab sizes (see ids_already_checked)
 
     def _lookup(self, x: Mapping[str, torch.Tensor], i: int) -> torch.Tensor:
         """Embeddings of group i as [batch, fields, dim]."""
@@ -149,14 +149,13 @@ class EmbeddingLayer(nn.Module):
 
 
 @contextmanager
-def ids_checked(model: nn.Module, checked: bool = True) -> Iterator[None]:
+def ids_already_checked(model: nn.Module) -> Iterator[None]:
     """Within this block the model's embedding layers trust that every id fits its table.
 
     For batches of a loader whose columns were checked once (BatchLoader.check_features): the
     per-batch check is then redundant, and costs 4 % of a forward pass of ESMM's predict.
-    With `checked=False` nothing changes.
     """
-    layers = [m for m in model.modules() if isinstance(m, EmbeddingLayer)] if checked else []
+    layers = [m for m in model.modules() if isinstance(m, EmbeddingLayer)]
     for layer in layers:
         layer.check_ids = False
     try:
