@@ -8,7 +8,6 @@ shuffling, one vectorised gather per matrix. Taught in tutorials/*/00_quickstart
 """
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterator, Mapping, Sequence
 
 import warnings

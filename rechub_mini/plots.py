@@ -14,9 +14,10 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import roc_curve
 
 from .errors import DataError
+from .metrics import auc
 
 
 def plot_history(history: Mapping, title: str = "", axes: Sequence[Axes] | None = None,
@@ -79,7 +80,7 @@ def plot_roc(labels: np.ndarray, scores_by_model: Mapping[str, np.ndarray], titl
             raise DataError(f"Scores of {name!r} have shape {scores.shape}, labels "
                             f"{labels.shape}; pass one score per labelled row.")
         fpr, tpr, _ = roc_curve(labels, scores)
-        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(labels, scores):.3f})")
+        ax.plot(fpr, tpr, label=f"{name} (AUC {auc(labels, scores, name):.3f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random (AUC 0.5)")
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")

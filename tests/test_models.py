@@ -154,6 +154,9 @@ def test_shared_bottom_predicts_each_task():
 def test_model_arguments_get_clear_errors():
     with pytest.raises(DataError, match="2 task_types but 1 tower_params_list"):
         MMOE(MIXED, ["classification"] * 2, 4, {"dims": [8]}, [{"dims": [8]}])
+    with pytest.raises(DataError, match="SharedBottom got 1 task_types but 2 tower_params_list "
+                                        "entries; give one tower per task"):
+        SharedBottom(MIXED, ["classification"], {"dims": [8]}, [{}, {}])
     with pytest.raises(DataError, match="Unknown task type 'binary'"):
         SharedBottom(MIXED, ["binary"], {"dims": [8]}, [{}])
     with pytest.raises(DataError, match=r"cvr_params has unknown options \['dim'\]"):

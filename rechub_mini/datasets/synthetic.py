@@ -25,16 +25,17 @@ import json
 import math
 import numbers
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from .. import __version__
 from ..checks import check_count
 from ..errors import DataError
 from ..files import prepare_folder, replace_when_done
+from ..metrics import MetricWarning, auc
 from .ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, ESTIMATED_VOCAB_SIZES, REAL_STATS,
                              REAL_VOCAB_SIZES, SPARSE_COLUMNS, SPLITS, SYNTHETIC_GENERATOR,
                              split_file_name, synthetic_files)
@@ -349,7 +350,11 @@ def _calibrated_bias(logit: np.ndarray, rate: float, weights: np.ndarray | None 
 
 
 def _auc(label: np.ndarray, score: np.ndarray) -> float:
-    return float(roc_auc_score(label, score)) if np.unique(label).size == 2 else float("nan")
+    """metrics.auc, quietly NaN for a split without both classes (a small split may hold no
+    purchase: meta.json then says null, which is no news worth a warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetricWarning)
+        return auc(label, score)
 
 
 def _split_stats(part: pd.DataFrame, p_ctr: np.ndarray, p_cvr: np.ndarray) -> dict:

@@ -90,8 +90,14 @@ class TaskHeadsModel(MultiTaskModel):
         """[batch, tasks]: logits for classification tasks, values for regression tasks."""
         raise NotImplementedError
 
-    def _setup_tasks(self, task_types: Sequence[str], task_names: Sequence[str] | None) -> None:
+    def _setup_tasks(self, task_types: Sequence[str], task_names: Sequence[str] | None,
+                     tower_params_list: Sequence[Mapping]) -> None:
+        """Check and keep the task types and names; one tower options dict per task."""
         self.task_types = check_task_types(task_types)
+        if len(tower_params_list) != len(self.task_types):
+            raise DataError(f"{type(self).__name__} got {len(self.task_types)} task_types but "
+                            f"{len(tower_params_list)} tower_params_list entries; give one "
+                            f"tower per task.")
         if isinstance(task_names, str):
             raise DataError(f"task_names must be a list of names, e.g. ['purchase', 'click'], "
                             f"got the string {task_names!r}.")

@@ -1,9 +1,10 @@
 """Building blocks shared by the models: embedding tables, MLPs, and parallel experts.
 
-`EmbeddingLayer` keeps one table per embedding size for all sparse features (offsets tell the
-features apart), so a batch needs one lookup and one sparse optimizer update instead of one per
-feature. Its gradients are sparse by default: only the rows in the batch are touched, which is
-most of the speed-up over dense Adam on millions of embedding rows.
+`EmbeddingLayer` puts the sparse features of one embedding size into shared tables (offsets tell
+the features apart), so a batch needs one lookup per table instead of one per feature: one
+table with sparse gradients for the large vocabularies (only the rows in the batch are touched,
+which is most of the speed-up over dense Adam on millions of embedding rows) and one with
+ordinary gradients for the small ones (gender, age, position...).
 Taught in tutorials/*/02_esmm.ipynb and 03_mmoe.ipynb.
 """
 from __future__ import annotations

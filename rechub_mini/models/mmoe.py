@@ -44,11 +44,7 @@ class MMOE(TaskHeadsModel):
                  expert_params: Mapping, tower_params_list: Sequence[Mapping],
                  task_names: Sequence[str] | None = None, sparse_grad: bool = True) -> None:
         super().__init__()
-        self._setup_tasks(task_types, task_names)
-        if len(tower_params_list) != len(self.task_types):
-            raise DataError(f"MMOE got {len(self.task_types)} task_types but "
-                            f"{len(tower_params_list)} tower_params_list entries; give one "
-                            f"tower per task.")
+        self._setup_tasks(task_types, task_names, tower_params_list)
         n_expert = check_count("n_expert", n_expert)
         self.features = list(features)
         self.init_args = dict(features=self.features, task_types=self.task_types,

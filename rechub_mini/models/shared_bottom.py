@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from ..errors import DataError
 from ..features import Feature
 from .base import TaskHeadsModel
 from .layers import EmbeddingLayer, tower
@@ -33,10 +32,7 @@ class SharedBottom(TaskHeadsModel):
                  bottom_params: Mapping, tower_params_list: Sequence[Mapping],
                  task_names: Sequence[str] | None = None, sparse_grad: bool = True) -> None:
         super().__init__()
-        self._setup_tasks(task_types, task_names)
-        if len(tower_params_list) != len(self.task_types):
-            raise DataError(f"SharedBottom got {len(self.task_types)} task_types but "
-                            f"{len(tower_params_list)} tower_params_list entries.")
+        self._setup_tasks(task_types, task_names, tower_params_list)
         self.features = list(features)
         self.init_args = dict(features=self.features, task_types=self.task_types,
                               bottom_params=dict(bottom_params),
