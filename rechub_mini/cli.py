@@ -12,17 +12,22 @@ from collections.abc import Sequence
 
 import torch
 
+from . import distributed
+from .checks import check_count, check_non_negative
+from .data import DataGenerator
+from .datasets import ali_ccp
+from .datasets.ali_ccp_schema import DENSE_COLUMNS, SPARSE_COLUMNS
+from .datasets.preprocess import preprocess_raw
+from .datasets.synthetic import MIN_ROWS, write_synthetic
 from .errors import CheckpointError, DataError, TrainingError
+from .models import ESMM, MMOE, BaseCVR, SharedBottom
+from .trainer import MTLTrainer, check_run_folder, resolve_device
 
 MODELS = ("esmm", "mmoe", "shared_bottom", "base_cvr")
 
 
 def build_model(name: str, data, embed_dim: int | None):
     """The tutorial-sized model `name` with features built from `data.train`."""
-    from .datasets import ali_ccp
-    from .datasets.ali_ccp_schema import DENSE_COLUMNS, SPARSE_COLUMNS
-    from .models import ESMM, MMOE, BaseCVR, SharedBottom
-
     if name in ("esmm", "base_cvr"):
         dim = 16 if embed_dim is None else embed_dim
         user = ali_ccp.build_features(data.train, ali_ccp.ESMM_USER_COLUMNS, dim)
@@ -41,9 +46,6 @@ def build_model(name: str, data, embed_dim: int | None):
 def load_data(args: argparse.Namespace):
     """Load the splits; under torchrun, rank 0 parses and caches them first, the others then
     memory-map the cache, so no process holds a parsed copy of the whole CSV."""
-    from . import distributed
-    from .datasets import ali_ccp
-
     if not distributed.is_distributed():
         return ali_ccp.load_ali_ccp(args.data)
     if distributed.is_main():
@@ -55,8 +57,7 @@ def load_data(args: argparse.Namespace):
 
 
 def train(args: argparse.Namespace) -> None:
-    from . import distributed
-
+    """`train`: one process, or one of several under torchrun."""
     distributed.init_from_env(args.device)
     try:
         train_model(args)
@@ -66,10 +67,6 @@ def train(args: argparse.Namespace) -> None:
 
 def check_train_args(args: argparse.Namespace) -> None:
     """The training options, checked before any data is read and named as typed."""
-    from .distributed import check_on_main, world_size
-    from .checks import check_count, check_non_negative
-    from .trainer import check_run_folder, resolve_device
-
     check_count("--epochs", args.epochs)
     check_count("--patience", args.patience)
     if args.embed_dim is not None:  # None: each model's default size
@@ -77,34 +74,31 @@ def check_train_args(args: argparse.Namespace) -> None:
     check_non_negative("--lr", args.lr)
     check_non_negative("--weight-decay", args.weight_decay)
     resolve_device(args.device)
-    if args.batch_size < world_size():
-        raise DataError(f"--batch-size must be at least {world_size()} (a row per process), "
-                        f"got {args.batch_size}.")
+    if args.batch_size < distributed.world_size():
+        raise DataError(f"--batch-size must be at least {distributed.world_size()} (a row per "
+                        f"process), got {args.batch_size}.")
     if args.resume and args.save is None:
         raise DataError("--resume needs --save: the folder the interrupted run saved to.")
     if args.save is not None:  # rank 0 writes the model, as in fit
-        check_on_main(lambda: check_run_folder(args.save, args.resume, "--save"))
+        distributed.check_on_main(lambda: check_run_folder(args.save, args.resume, "--save"))
 
 
 def train_model(args: argparse.Namespace) -> None:
-    from .data import DataGenerator
-    from .datasets import ali_ccp
-    from .distributed import is_main, world_size
-    from .trainer import MTLTrainer
-
+    """Load the data, build the model, fit it (keeping the best epoch), score the test split."""
     check_train_args(args)
     torch.manual_seed(args.seed)
     data = load_data(args)
-    say = print if is_main() else (lambda *a, **k: None)
+    say = print if distributed.is_main() else (lambda *a, **k: None)
     synthetic = "; synthetic data, not the real Ali-CCP" if data.synthetic else ""
     say(f"data: {', '.join(f'{s} {len(f):,} rows' for s, f in data.splits().items())} "
         f"({data.files['train']}, ...){synthetic}"
-        + (f"; {world_size()} processes" if world_size() > 1 else ""))
+        + (f"; {distributed.world_size()} processes" if distributed.world_size() > 1
+           else ""))
     model = build_model(args.model, data, args.embed_dim)
     inputs = {s: ali_ccp.model_inputs(f, model.features) for s, f in data.splits().items()}
     loaders = DataGenerator(*inputs["train"]).generate_dataloader(
         x_val=inputs["val"][0], y_val=inputs["val"][1], x_test=inputs["test"][0],
-        y_test=inputs["test"][1], batch_size=args.batch_size // world_size(),
+        y_test=inputs["test"][1], batch_size=args.batch_size // distributed.world_size(),
         seed=args.seed)  # --batch-size is global: under torchrun each process takes a share
     trainer = MTLTrainer(model, optimizer_params={"lr": args.lr, "weight_decay": args.weight_decay},
                          n_epoch=args.epochs, earlystop_patience=args.patience,
@@ -117,28 +111,23 @@ def train_model(args: argparse.Namespace) -> None:
 
 
 def synth(args: argparse.Namespace) -> None:
-    from .checks import check_count
-    from .datasets.synthetic import MIN_ROWS, write_synthetic
-
+    """`synth`: write synthetic data in the processed Ali-CCP layout."""
     check_count("--rows", args.rows, minimum=MIN_ROWS)
     check_count("--seed", args.seed, minimum=0)
-
     shares = {} if args.split_fractions is None else {
         "split_fractions": args.split_fractions.split(",")}
     meta = write_synthetic(args.out, rows=args.rows, seed=args.seed, preset=args.preset,
                            vocab_scale=args.vocab_scale, task_relatedness=args.task_relatedness,
                            sample_names=args.sample_names, **shares)
     for split, info in meta["splits"].items():
-        print(f"{split}: {info['rows']:,} rows, {info['clicks']:,} clicks, {info['purchases']:,} purchases")
+        print(f"{split}: {info['rows']:,} rows, {info['clicks']:,} clicks, "
+              f"{info['purchases']:,} purchases")
     print(f"wrote synthetic Ali-CCP (not real data) to {args.out}")
 
 
 def preprocess(args: argparse.Namespace) -> None:
-    from .datasets.preprocess import preprocess_raw
-    from .checks import check_count
-
+    """`preprocess`: turn the raw Ali-CCP logs into the processed CSVs."""
     check_count("--min-count", args.min_count)
-
     report = preprocess_raw(args.raw, args.out, min_count=args.min_count,
                             progress=sys.stdout.isatty())
     for split, rows in report["rows"].items():
@@ -151,7 +140,9 @@ def preprocess(args: argparse.Namespace) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m rechub_mini", description=__doc__.split("\n")[0])
+    """The parser of the three commands, each with its options and their defaults."""
+    parser = argparse.ArgumentParser(prog="python -m rechub_mini",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -193,7 +184,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="vocabulary sizes as a share of the real ones; when not given "
                         "(%(default)s): the generator's default")
     p.add_argument("--task-relatedness", type=float, default=None,
-                   help="-1..1, how much click and purchase share drivers (1: the same, 0: independent, -1: opposite); when not given "
+                   help="-1..1, how much click and purchase share drivers (1: the same, 0: "
+                        "independent, -1: opposite); when not given "
                         "(%(default)s): the generator's default")
     p.add_argument("--split-fractions", default=None,
                    help="train,val,test shares of the rows; when not given (%(default)s): "
@@ -224,6 +216,7 @@ INTERRUPTED = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit status (2 for an input error, 130 for Ctrl-C)."""
     args = make_parser().parse_args(argv)
     try:
         args.run(args)
