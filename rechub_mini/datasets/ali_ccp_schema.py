@@ -59,8 +59,8 @@ COMBINATION_COLUMNS = ["508", "509", "702", "853"]
 CONTEXT_COLUMNS = ["301"]
 
 # Each dense column holds the value attached to the sparse field of the same id.
-DENSE_OF_FIELD = {f"D{field}": field for field in ["109_14", "110_14", "127_14", "150_14",
-                                                   "508", "509", "702", "853"]}
+FIELD_OF_DENSE_COLUMN = {f"D{field}": field for field in
+                         ["109_14", "110_14", "127_14", "150_14", "508", "509", "702", "853"]}
 
 # Vocabulary sizes after dropping ids seen fewer than 10 times (as reported for the public data).
 # Fields marked None were not reported; the synthetic generator uses the estimates in

@@ -29,8 +29,8 @@ from pathlib import Path
 from ..checks import check_count
 from ..errors import DataError
 from ..files import prepare_folder, replace_when_done
-from .ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, DENSE_OF_FIELD, SPARSE_COLUMNS, SPLITS,
-                             split_file_name, synthetic_files)
+from .ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, FIELD_OF_DENSE_COLUMN, SPARSE_COLUMNS,
+                             SPLITS, split_file_name, synthetic_files)
 from .raw_format import (MULTI_VALUED_RULE, USER_FIELDS, Pair, read_common_features,
                          read_skeleton, write_raw_fixture)
 
@@ -89,7 +89,7 @@ def _fit(rows: Iterator[tuple[str, bool, bool, dict[str, Pair]]], min_count: int
     for _, _, _, fields in rows:
         for field, (feature_id, _) in fields.items():
             counts[field][feature_id] += 1
-        for column, field in DENSE_OF_FIELD.items():
+        for column, field in FIELD_OF_DENSE_COLUMN.items():
             if field in fields:
                 value = fields[field][1]
                 low, high = ranges.get(column, (value, value))
@@ -109,7 +109,7 @@ def _encode(click: bool, purchase: bool, fields: dict[str, Pair], vocab: dict,
         pair = fields.get(field)
         cells.append(str(vocab[field].get(pair[0], 0)) if pair else "0")
     for column in DENSE_COLUMNS:
-        pair = fields.get(DENSE_OF_FIELD[column])
+        pair = fields.get(FIELD_OF_DENSE_COLUMN[column])
         if pair is None:
             cells.append("0")
             continue

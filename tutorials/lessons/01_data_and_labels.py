@@ -54,8 +54,8 @@ import pandas as pd
 
 from rechub_mini.datasets import explore
 from rechub_mini.datasets.ali_ccp import add_ctcvr_label, load_ali_ccp
-from rechub_mini.datasets.ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, DENSE_OF_FIELD,
-                                                 FIELD_MEANINGS, REAL_STATS)
+from rechub_mini.datasets.ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, FIELD_MEANINGS,
+                                                 FIELD_OF_DENSE_COLUMN, REAL_STATS)
 from rechub_mini.datasets.synthetic import generate_ali_ccp, oracle_aucs
 
 DATA = "../../data/ali-ccp"
@@ -103,7 +103,7 @@ Each dense column `D<field>` holds the value attached to the sparse field of the
 每个稠密列 `D<字段>` 存的是同编号稀疏字段附带的数值（例如 `D508` 对应 `508`），已缩放到 [0, 1]。
 """),
     code("""
-print(DENSE_OF_FIELD)
+print(FIELD_OF_DENSE_COLUMN)
 print(train[DENSE_COLUMNS].describe().loc[["mean", "min", "max"]].round(3).to_string())
 """),
     md(en="""
