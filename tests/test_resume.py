@@ -19,49 +19,59 @@ SCRIPT = textwrap.dedent('''
     import numpy as np, torch
     from rechub_mini import BatchLoader, DataGenerator, ESMM, MTLTrainer, SparseFeature
 
-    folder, mode, KILLED = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    folder, mode, KILLED, KILL_EPOCH = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     torch.set_num_threads(1)
 
     class KillingLoader(BatchLoader):
-        """Dies like a killed process in the middle of epoch 3."""
+        """Dies like a killed process in the middle of epoch KILL_EPOCH (0-based)."""
         def __iter__(self):
             epoch = self.epoch
             for i, batch in enumerate(super().__iter__()):
-                if mode == "kill" and epoch == 2 and i == 3:
+                if mode == "kill" and epoch == KILL_EPOCH and i == 3:
                     os._exit(KILLED)
                 yield batch
 
     rng = np.random.default_rng(0)
-    n = 3000
-    x = {"u": rng.integers(0, 30, n), "i": rng.integers(0, 20, n)}
-    click = (rng.random(n) < 0.3 + 0.01 * (x["u"] % 10)).astype(np.float32)
-    purchase = click * (rng.random(n) < 0.2 + 0.02 * (x["i"] % 10))
-    y = np.stack([purchase, click], 1)
-    train = KillingLoader(x, y, batch_size=256, shuffle=True)
-    val = DataGenerator(x, y).generate_dataloader(batch_size=512, shuffle=False)[0]
+
+    def rows(n):
+        x = {"u": rng.integers(0, 30, n), "i": rng.integers(0, 20, n)}
+        click = (rng.random(n) < 0.3 + 0.01 * (x["u"] % 10)).astype(np.float32)
+        purchase = click * (rng.random(n) < 0.2 + 0.02 * (x["i"] % 10))
+        return x, np.stack([purchase, click], 1)
+
+    train = KillingLoader(*rows(3000), batch_size=256, shuffle=True)
+    val = BatchLoader(*rows(1000), batch_size=512)  # other rows: the model overfits them
     torch.manual_seed(0)
     model = ESMM([SparseFeature("u", 30, 8)], [SparseFeature("i", 20, 8)],
                  {"dims": [8], "dropout": 0.2}, {"dims": [8], "dropout": 0.2})
-    trainer = MTLTrainer(model, optimizer_params={"lr": 1e-2, "weight_decay": 1e-4}, n_epoch=5,
-                         earlystop_patience=10, model_path=folder, seed=3, verbose=False)
+    trainer = MTLTrainer(model, optimizer_params={"lr": 1e-2, "weight_decay": 1e-4}, n_epoch=8,
+                         earlystop_patience=2, model_path=folder, seed=3, verbose=False)
     trainer.fit(train, val, resume=(mode == "resume"))
     torch.save(trainer.model.state_dict(), os.path.join(folder, "final.pt"))
     torch.save(trainer.history, os.path.join(folder, "history.pt"))
 ''')
 
 
-def run(folder, mode):
-    return subprocess.run([sys.executable, "-c", SCRIPT, str(folder), mode, str(KILLED)],
-                          capture_output=True, text=True)
+def run(folder, mode, kill_epoch=-1):
+    return subprocess.run([sys.executable, "-c", SCRIPT, str(folder), mode, str(KILLED),
+                           str(kill_epoch)], capture_output=True, text=True)
 
 
 def test_kill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     assert run(whole, "plain").returncode == 0
-    killed = run(broken, "kill")
+    history = torch.load(whole / "history.pt")
+    best = history["best_epoch"]
+    # early stopping matters here: the best epoch is followed by two worse ones, then the stop
+    assert 1 < best and history["epoch"] == list(range(1, best + 3)), history
+    # killed in the second epoch after the best: the one before it counted 1 of the patience
+    # of 2, and the resumed run must remember that count and the best score to stop where
+    # the uninterrupted run stopped, with the same epoch's weights
+    killed = run(broken, "kill", kill_epoch=best + 1)
     assert killed.returncode == KILLED, killed.stderr  # it died at the kill, not elsewhere
-    # what the killed run left is complete and readable: two finished epochs
-    assert read_checkpoint(broken / "resume.pth")["epoch"] == 2
+    # what the killed run left is complete and readable: the finished epochs
+    assert read_checkpoint(broken / "resume.pth")["epoch"] == best + 1
+    assert read_checkpoint(broken / "model.pth")["epoch"] == best
     load_model(broken)
     assert not any(p.name.endswith(".tmp") for p in broken.iterdir())
     resumed = run(broken, "resume")
@@ -71,7 +81,7 @@ def test_kill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert expected.keys() == actual.keys()
     for key in expected:
         assert torch.equal(expected[key], actual[key]), key
-    assert torch.load(whole / "history.pt") == torch.load(broken / "history.pt")
+    assert torch.load(broken / "history.pt") == history
 
 
 def test_a_kill_while_saving_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
