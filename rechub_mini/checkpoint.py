@@ -160,8 +160,9 @@ def load_model(path: str | os.PathLike, features=None):
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as err:
+        detail = " ".join(str(err).split()).rstrip(".")  # torch's lines, as one
         raise CheckpointError(f"Checkpoint weights do not fit the model it describes (written "
                               f"by rechub_mini {payload.get('package_version', 'unknown')}?"
-                              f"): {err}. Load it with that version, or retrain.") from None
+                              f"): {detail}. Load it with that version, or retrain.") from None
     model.from_checkpoint = True  # trained already: fit keeps its output biases
     return model

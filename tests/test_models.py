@@ -219,3 +219,16 @@ def test_esmm_labels_are_checked():
         model.check_labels(torch.tensor([[2.0, 1.0]]))
     with pytest.raises(DataError, match="1 columns; ESMM needs 2 or 3"):
         model.check_labels(torch.tensor([[1.0]]))
+    with pytest.raises(DataError, match=r"y\[:, 2\] must be click x purchase, but differs at "
+                                        r"row 1"):
+        model.check_labels(torch.tensor([[0.0, 1.0, 0.0], [1.0, 1.0, 0.0]]))
+    model.check_labels(torch.tensor([[0.0, 1.0, 0.0], [1.0, 1.0, 1.0]]))  # a correct third
+
+
+def test_regression_labels_must_be_finite():
+    model = MMOE(MIXED, ["classification", "regression"], 2, {"dims": [4]}, [{}, {}],
+                 task_names=["click", "spend"])
+    y = torch.tensor([[0.0, 1.5], [1.0, 2.0], [0.0, float("nan")]])
+    with pytest.raises(DataError, match=r"Regression label column 1 \(spend\) has a non-finite "
+                                        r"value at row 2"):
+        model.check_labels(y)
