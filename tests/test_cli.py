@@ -8,6 +8,7 @@ import pytest
 from rechub_mini import SparseFeature, load_model
 from rechub_mini.checkpoint import read_checkpoint
 from rechub_mini.cli import main
+from rechub_mini.datasets.preprocess import write_raw_fixture
 
 
 def bare_env() -> dict[str, str]:
@@ -75,3 +76,22 @@ def test_synth_writes_a_dataset_that_train_can_read(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "SharedBottom on the test split (300 rows, synthetic data)" in out
     assert "; synthetic data, not the real Ali-CCP" in out.splitlines()[0]
+
+
+def test_preprocess_reports_what_it_wrote_and_train_reads_it(tmp_path, capsys):
+    write_raw_fixture(tmp_path / "raw", rows=600, seed=0)
+    assert main(["preprocess", "--raw", str(tmp_path / "raw"), "--out",
+                 str(tmp_path / "out"), "--min-count", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    report = json.loads((tmp_path / "out" / "preprocess_report.json").read_text(encoding="utf-8"))
+    for split, rows in report["rows"].items():
+        line = next(l for l in out if l.startswith(f"{split}: "))
+        assert line.startswith(f"{split}: {rows:,} rows")
+        dropped = report["dropped_purchase_without_click"][split]
+        assert (f"dropped {dropped:,} with a purchase but no click" in line) == (dropped > 0)
+    assert any("dropped" in l for l in out) and any("without user fields" in l for l in out)
+    assert out[-1].startswith("wrote processed Ali-CCP to ")
+    assert main(["train", "--model", "mmoe", "--data", str(tmp_path / "out"), "--epochs",
+                 "1", "--batch-size", "64"]) == 0
+    trained = capsys.readouterr().out
+    assert "synthetic" not in trained and "MMOE on the test split" in trained
