@@ -10,7 +10,9 @@ large CSV (datasets/csv_arrays.py) swaps a whole folder the same way.
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +46,27 @@ def prepare_folder(folder: str | os.PathLike, what: str) -> Path:
 
 
 @contextmanager
+def ctrl_c_held() -> Iterator[None]:
+    """Hold back a Ctrl-C that arrives during the block until the block has ended.
+
+    For the few microseconds in which a set of finished files is renamed into place: a Ctrl-C
+    there would otherwise leave some files new and some old. Signal handlers can only be set
+    in the main thread; elsewhere the block runs unprotected.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        signal.raise_signal(signal.SIGINT)  # now handled as it would have been
+
+
+@contextmanager
 def replace_when_done(paths: Iterable[str | os.PathLike]) -> Iterator[dict[Path, Path]]:
     """Give a temporary path next to each of `paths` to write to; when the block ends without
     an error, flush each file to disk and rename them all over `paths`.
@@ -68,8 +91,9 @@ def replace_when_done(paths: Iterable[str | os.PathLike]) -> Iterator[dict[Path,
             with open(name, "ab") as written:  # "ab": fsync needs a writable handle on Windows
                 os.fsync(written.fileno())
             os.chmod(name, 0o644)
-        for path, name in temporary.items():
-            os.replace(name, path)
+        with ctrl_c_held():  # all renamed, or (on an error) none: never some of them
+            for path, name in temporary.items():
+                os.replace(name, path)
     finally:
         for name in temporary.values():
             name.unlink(missing_ok=True)  # left over only when something failed

@@ -1,6 +1,7 @@
 """Safe writes: a failed write leaves the old file and no temporary one behind; an output
 folder that cannot be written is reported before any work starts."""
 import os
+import signal
 import stat
 
 import pytest
@@ -75,3 +76,39 @@ def test_files_written_together_are_all_kept_old_when_one_fails(tmp_path):
             temporary[path].write_text(f"new {path.name}", encoding="utf-8")
     assert [p.read_text(encoding="utf-8") for p in paths] == [f"new {n}" for n in names]
     assert sorted(p.name for p in tmp_path.iterdir()) == list(names)
+
+
+def test_a_ctrl_c_while_renaming_waits_until_every_file_is_in_place(tmp_path, monkeypatch):
+    paths = [tmp_path / name for name in ("a.csv", "b.csv", "meta.json")]
+    for path in paths:
+        path.write_text("old", encoding="utf-8")
+    replace = os.replace
+    calls = []
+
+    def ctrl_c_during_the_first_rename(source, target):
+        calls.append(target)
+        if len(calls) == 1:
+            signal.raise_signal(signal.SIGINT)  # what pressing Ctrl-C there delivers
+        replace(source, target)
+
+    monkeypatch.setattr(files.os, "replace", ctrl_c_during_the_first_rename)
+    with pytest.raises(KeyboardInterrupt):
+        with replace_when_done(paths) as temporary:
+            for path in paths:
+                temporary[path].write_text("new", encoding="utf-8")
+    assert calls == paths  # the Ctrl-C came after the first rename and stopped none
+    assert [p.read_text(encoding="utf-8") for p in paths] == ["new"] * 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv", "meta.json"]
+
+
+def test_every_file_is_flushed_to_disk_before_it_is_renamed(tmp_path, monkeypatch):
+    events = []
+    fsync, replace = os.fsync, os.replace
+    monkeypatch.setattr(files.os, "fsync", lambda fd: events.append("fsync") or fsync(fd))
+    monkeypatch.setattr(files.os, "replace",
+                        lambda a, b: events.append("replace") or replace(a, b))
+    paths = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    with replace_when_done(paths) as temporary:
+        for path in paths:
+            temporary[path].write_text("new", encoding="utf-8")
+    assert events == ["fsync", "fsync", "replace", "replace"]
