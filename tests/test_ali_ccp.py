@@ -121,6 +121,19 @@ def test_bad_values_are_reported_with_line_column_and_value(tmp_path, column, va
         read_csv_arrays(tmp_path / "one.csv")
 
 
+@pytest.mark.parametrize("column,value,message", [
+    ("206", "abc", r"line 22, column '206': value 'abc'"),
+    ("click", 2, r"line 22: label 'click' is 2"),
+    ("D853", "nan", r"line 22: dense column 'D853' has 1 NaN"),
+])
+def test_bad_values_in_a_later_chunk_get_the_line_number_in_the_file(tmp_path, column, value,
+                                                                      message):
+    # data row 20 (line 22, after the header) is in the third chunk of 7 rows
+    write_split(tmp_path, "one.csv", rows=40, **{column: (20, value)})
+    with pytest.raises(DataError, match=message):
+        read_csv_arrays(tmp_path / "one.csv", chunk_rows=7)
+
+
 def test_truncated_and_malformed_files(tmp_path):
     write_split(tmp_path, "one.csv", rows=10)
     text = (tmp_path / "one.csv").read_text()
@@ -196,6 +209,18 @@ def test_cache_is_memory_mapped_reused_and_refreshed(tmp_path):
         np.testing.assert_array_equal(cached[c], first[c])
     again = read_csv_arrays(tmp_path / "big.csv", cache=True)
     assert isinstance(again["101"], np.memmap)
+    # an edit that keeps the size (one digit changed) is seen by its modification time
+    lines = (tmp_path / "big.csv").read_text(encoding="utf-8").splitlines()
+    position = lines[0].split(",").index("101")
+    fields = lines[1].split(",")
+    fields[position] = str(int(fields[position]) % 4 + 1)  # ids are 1..4: one digit each
+    lines[1] = ",".join(fields)
+    size = (tmp_path / "big.csv").stat().st_size
+    (tmp_path / "big.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert (tmp_path / "big.csv").stat().st_size == size
+    os.utime(tmp_path / "big.csv", ns=(10**18, 10**18))
+    assert read_cache(tmp_path / "big.csv") is None
+    assert read_csv_arrays(tmp_path / "big.csv", cache=True)["101"][0] == int(fields[position])
     # a changed CSV invalidates the cache
     write_split(tmp_path, "big.csv", rows=40, seed=9)
     os.utime(tmp_path / "big.csv", ns=(1, 1))
