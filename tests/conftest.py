@@ -1,11 +1,19 @@
 """Shared fixtures: the bundled Ali-CCP sample (synthetic, with known oracle AUCs)."""
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = ROOT / "data" / "ali-ccp"
+
+
+def python_env(**settings: str) -> dict[str, str]:
+    """The environment for a child Python: this checkout first on PYTHONPATH, so that it
+    imports this rechub_mini (not another installed copy) wherever pytest was started."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return dict(os.environ, PYTHONPATH=path, **settings)
 
 
 @pytest.fixture(scope="session")

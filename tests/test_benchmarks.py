@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import python_env
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_torch_rechub.py"
 HAS_TORCH_RECHUB = importlib.util.find_spec("torch_rechub") is not None
 
@@ -42,7 +44,8 @@ def test_tiny_run_prints_rows_for_both_implementations_and_models():
     if not HAS_TORCH_RECHUB:  # installed by `make test`'s setup (the bench extra)
         command += ["--only", "rechub_mini"]
         implementations = ["rechub_mini"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900,
+                            env=python_env())
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("model "))
@@ -69,7 +72,8 @@ def test_rounds_train_with_successive_seeds_and_print_the_auc_range(tmp_path):
     result = subprocess.run([sys.executable, str(SCRIPT), "--rows", "10000", "--epochs", "1",
                              "--repeats", "2", "--seed", "5", "--preset", "tutorial",
                              "--models", "esmm", "--only", "rechub_mini", "--json", str(raw)],
-                            capture_output=True, text=True, timeout=180)
+                            capture_output=True, text=True, timeout=900,
+                            env=python_env())
     assert result.returncode == 0, result.stderr[-3000:]
     runs = json.loads(raw.read_text())["runs"]
     assert [run["seed"] for run in runs] == [5, 6]
@@ -93,7 +97,8 @@ def test_embedding_optimizers_prints_every_variant_and_epoch():
     script = SCRIPT.parent / "embedding_optimizers.py"
     result = subprocess.run([sys.executable, str(script), "--rows", "10000", "--epochs", "2",
                              "--preset", "tutorial", "--vocab-scale", "0.01"],
-                            capture_output=True, text=True, timeout=180)
+                            capture_output=True, text=True, timeout=900,
+                            env=python_env())
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("embedding optimizer"))
@@ -115,7 +120,8 @@ def test_linear_backends_prints_both_libraries_and_their_ratio():
     if ONEDNN_LINEAR is None:
         pytest.skip("no oneDNN linear in this PyTorch: the script says so and stops")
     result = subprocess.run([sys.executable, str(script), "--rows", "20000", "--epochs", "1"],
-                            capture_output=True, text=True, timeout=180)
+                            capture_output=True, text=True, timeout=900,
+                            env=python_env())
     assert result.returncode == 0, result.stderr[-3000:]
     rows = {}
     for line in result.stdout.splitlines():

@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+from conftest import ROOT
+
 from rechub_mini import SparseFeature, load_model
 from rechub_mini.checkpoint import read_checkpoint
 from rechub_mini.cli import main
@@ -13,8 +15,8 @@ from rechub_mini.datasets.preprocess import write_raw_fixture
 
 def bare_env() -> dict[str, str]:
     """An environment with nothing of the caller's (no PATH, no settings): the CLI must need
-    none of it. SYSTEMROOT stays where it exists: Windows' Python cannot start without it."""
-    env = {"RECHUB_MINI_PROGRESS": "0", "PATH": ""}
+    none of it. PYTHONPATH names this checkout, so that its rechub_mini is the one run. SYSTEMROOT stays where it exists: Windows' Python cannot start without it."""
+    env = {"RECHUB_MINI_PROGRESS": "0", "PATH": "", "PYTHONPATH": str(ROOT)}
     if "SYSTEMROOT" in os.environ:
         env["SYSTEMROOT"] = os.environ["SYSTEMROOT"]
     return env

@@ -3,6 +3,8 @@ import subprocess
 import sys
 import textwrap
 
+from conftest import python_env
+
 SCRIPT = textwrap.dedent('''
     import sys, torch
     torch.set_num_threads(int(sys.argv[2]))
@@ -30,7 +32,7 @@ SCRIPT = textwrap.dedent('''
 
 def scores(sample_dir, threads):
     result = subprocess.run([sys.executable, "-c", SCRIPT, str(sample_dir), str(threads)],
-                            capture_output=True, text=True, check=True)
+                            capture_output=True, text=True, check=True, env=python_env())
     return result.stdout.split("\n")
 
 

@@ -1,12 +1,13 @@
 """Two processes with torchrun and gloo over loopback: same weights on both ranks, AUCs close to
 a single-process run, and a crashing rank ends the run instead of hanging it."""
-import os
 import socket
 import subprocess
 import sys
 import textwrap
 
 import torch
+
+from conftest import python_env
 
 SCRIPT = textwrap.dedent('''
     import json, os, sys
@@ -56,7 +57,7 @@ def launch(tmp_path, sample_dir, nproc, crash_rank=-1, timeout=300):
     script.write_text(SCRIPT)
     out = tmp_path / f"out{nproc}"
     out.mkdir()
-    env = dict(os.environ, RECHUB_MINI_DIST_TIMEOUT_MIN="2", OMP_NUM_THREADS="1")
+    env = python_env(RECHUB_MINI_DIST_TIMEOUT_MIN="2", OMP_NUM_THREADS="1")
     command = [sys.executable, str(script)] if nproc == 1 else torchrun_command(nproc, script)
     result = subprocess.run(command + [str(sample_dir), str(out), str(crash_rank)],
                             capture_output=True, text=True, env=env, timeout=timeout)
@@ -116,8 +117,9 @@ GRADIENT_SCRIPT = textwrap.dedent('''
 def test_sparse_gradients_are_averaged_over_the_ranks(tmp_path):
     script = tmp_path / "grads.py"
     script.write_text(GRADIENT_SCRIPT)
-    result = subprocess.run(torchrun_command(2, script) + [str(tmp_path)], capture_output=True, text=True, timeout=120,
-                            env=dict(os.environ, RECHUB_MINI_DIST_TIMEOUT_MIN="2"))
+    result = subprocess.run(torchrun_command(2, script) + [str(tmp_path)], capture_output=True,
+                            text=True, timeout=600,
+                            env=python_env(RECHUB_MINI_DIST_TIMEOUT_MIN="2"))
     assert result.returncode == 0, result.stderr[-3000:]
     before = [torch.load(tmp_path / f"before{r}.pt") for r in (0, 1)]
     after = [torch.load(tmp_path / f"after{r}.pt") for r in (0, 1)]
@@ -138,8 +140,8 @@ def test_a_folder_problem_found_by_rank_0_stops_every_rank_with_its_message(tmp_
     assert main(["train", "--data", str(sample_dir), "--epochs", "1", "--save", str(save)]) == 0
     command = torchrun_command(2, "-m", "rechub_mini", "train", "--data", sample_dir,
                                "--epochs", "1", "--save", save)
-    env = dict(os.environ, RECHUB_MINI_DIST_TIMEOUT_MIN="2", OMP_NUM_THREADS="1")
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    env = python_env(RECHUB_MINI_DIST_TIMEOUT_MIN="2", OMP_NUM_THREADS="1")
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode != 0
     # each rank prints the line, unless torchrun stops rank 1 first once rank 0 has failed
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]

@@ -8,6 +8,7 @@ import torch
 
 from rechub_mini import load_model
 from rechub_mini.checkpoint import read_checkpoint
+from conftest import python_env
 
 # The exit status of the killed run. os._exit ends the process at once, like SIGKILL: no
 # finally blocks, no atexit handlers, no flushing of Python's buffers. Unlike SIGKILL it also
@@ -54,7 +55,7 @@ SCRIPT = textwrap.dedent('''
 
 def run(folder, mode, kill_epoch=-1):
     return subprocess.run([sys.executable, "-c", SCRIPT, str(folder), mode, str(KILLED),
-                           str(kill_epoch)], capture_output=True, text=True)
+                           str(kill_epoch)], capture_output=True, text=True, env=python_env())
 
 
 def test_kill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
