@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,8 @@ def test_sparse_feature_accepts_numpy_integer_vocab_size():
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, "10", True])
 def test_sparse_feature_rejects_bad_vocab_size(bad):
-    with pytest.raises(DataError, match="vocab_size"):
+    with pytest.raises(DataError, match=rf"'101': vocab_size must be a positive integer, got "
+                                        rf"{re.escape(repr(bad))}\. For vocab_size use"):
         SparseFeature("101", bad)
 
 

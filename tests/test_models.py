@@ -92,6 +92,16 @@ def test_base_cvr_ignores_purchase_labels_of_unclicked_rows():
     noisy[y[:, 1] == 0, 0] = 1  # labels the model must never see
     _, noisy_parts = model.loss(x, noisy)
     assert torch.equal(parts["cvr_clicked"], noisy_parts["cvr_clicked"])
+    # the mean BCE over the clicked rows, not over all rows
+    cvr_logit, ctr_logit = model.logits(x)
+    clicked = y[:, 1] == 1
+    assert 0 < clicked.sum() < len(y)
+    assert torch.allclose(parts["cvr_clicked"], F.binary_cross_entropy_with_logits(
+        cvr_logit[clicked], y[clicked, 0]), atol=1e-6)
+    assert torch.allclose(parts["ctr"], F.binary_cross_entropy_with_logits(ctr_logit, y[:, 1]))
+    no_clicks = y.clone()
+    no_clicks[:] = 0
+    assert model.loss(x, no_clicks)[1]["cvr_clicked"] == 0  # a batch without clicks
 
 
 def test_mmoe_gates_are_distributions_and_tasks_can_be_regression():
@@ -144,11 +154,17 @@ def test_small_table_lookup_gradient_sums_repeated_ids(dim):
     assert torch.equal(SmallTableLookup.apply(weight, ids), weight[ids])
 
 
-def test_shared_bottom_predicts_each_task():
-    model = SharedBottom(MIXED, ["classification", "classification"], {"dims": [16]},
-                         [{"dims": [8]}, {"dims": [8]}])
+def test_shared_bottom_gives_each_task_its_own_tower_over_one_bottom():
+    torch.manual_seed(0)
+    model = SharedBottom(MIXED, ["classification", "regression"], {"dims": [16]},
+                         [{"dims": [8]}, {"dims": [4]}])
     x, _ = batch()
-    assert model(x).shape == (64, 2)
+    h = model.bottom(model.embedding(x))
+    expected = torch.cat([model.towers[0](h), model.towers[1](h)], dim=1)
+    assert torch.allclose(model.raw_outputs(x), expected)
+    assert not torch.allclose(expected[:, 0], expected[:, 1])  # two towers, not one twice
+    assert torch.allclose(model(x), torch.stack([torch.sigmoid(expected[:, 0]),
+                                                 expected[:, 1]], 1))
 
 
 def test_model_arguments_get_clear_errors():

@@ -97,7 +97,8 @@ def test_rare_ids_map_to_0_and_frequent_ones_to_1_to_v(tmp_path):
     # Kept ids are numbered in numeric order of the raw id: 90 -> 1, 500 -> 2, 700 -> 3.
     assert codes == [2, 2, 2, 3, 3, 1, 1, 0]
     assert sorted(both_test_splits(tmp_path / "out")["205"]) == [0, 0, 2]  # 600 rare, 999 unseen
-    with pytest.raises(DataError, match="min_count"):
+    with pytest.raises(DataError, match=r"min_count \(how often .*\) must be a whole number of "
+                                        r"at least 1, got 0\."):
         preprocess_raw(raw, tmp_path / "out", min_count=0)
 
 

@@ -209,11 +209,12 @@ def test_write_synthetic_splits_and_meta_match_the_data(tmp_path):
 
 
 @pytest.mark.parametrize("bad, shown", [
-    (dict(rows=5), "5"),
-    (dict(rows=100, preset="huge"), "'huge'"),
-    (dict(rows=100, task_relatedness=1.5), "1.5"),
-    (dict(rows=100, vocab_scale=0.0), "0.0"),
-    (dict(rows=100, seed=-1), "-1"),
+    (dict(rows=5), "rows must be a whole number of at least 10, got 5."),
+    (dict(rows=100, preset="huge"), "; got 'huge'."),
+    (dict(rows=100, task_relatedness=1.5), "task_relatedness must be between -1 and 1"),
+    (dict(rows=100, task_relatedness=1.5), "; got 1.5."),
+    (dict(rows=100, vocab_scale=0.0), "; got 0.0."),
+    (dict(rows=100, seed=-1), "seed must be a whole number of at least 0, got -1."),
 ])
 def test_bad_arguments_raise_data_error_naming_the_value(bad, shown):
     with pytest.raises(DataError, match=re.escape(shown)):
