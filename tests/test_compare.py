@@ -8,7 +8,7 @@ from rechub_mini.compare import (average_gate_weights, fit_model, gate_differenc
                                  relatedness_sweep, split_in_order, sweep_difference)
 from rechub_mini.datasets.ali_ccp import build_features
 from rechub_mini.datasets.ali_ccp_schema import DENSE_COLUMNS, SPARSE_COLUMNS
-from rechub_mini.datasets.synthetic import generate_ali_ccp
+from rechub_mini.datasets.synthetic import generate_ali_ccp, oracle_aucs
 from rechub_mini.errors import DataError
 
 
@@ -80,6 +80,15 @@ def test_relatedness_sweep_rows():
     assert table["model"].tolist() == ["oracle", "MMoE", "shared bottom"] * 2
     assert table["relatedness"].tolist() == [0.9] * 3 + [-0.5] * 3
     assert table[["purchase", "click"]].notna().all().all()
+    # the oracle rows: purchase over all impressions is CTCVR, click is CTR, on the test split
+    for r in (0.9, -0.5):
+        frame, truth = generate_ali_ccp(2000, 0, preset="tutorial", vocab_scale=0.0005,
+                                        task_relatedness=r)
+        test = split_in_order(frame).test
+        rows = slice(len(frame) - len(test), None)
+        oracle = oracle_aucs(test, truth["p_ctr"][rows], truth["p_cvr"][rows])
+        row = table[(table["relatedness"] == r) & (table["model"] == "oracle")].iloc[0]
+        assert (row["purchase"], row["click"]) == (oracle["ctcvr"], oracle["ctr"])
     assert table["best epoch"].isna().tolist() == [True, False, False] * 2
     assert table["best epoch"].dropna().tolist() == [1] * 4
     gates = table["gate difference"]
