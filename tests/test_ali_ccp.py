@@ -239,3 +239,28 @@ def test_chunked_parse_equals_pandas(tmp_path):
     expected = pd.read_csv(tmp_path / "one.csv")
     for c in ALL_COLUMNS:
         np.testing.assert_allclose(arrays[c], expected[c].to_numpy(), rtol=1e-6)
+
+
+def test_blank_lines_in_a_processed_csv_are_reported(tmp_path):
+    write_split(tmp_path, "one.csv", rows=30)
+    lines = (tmp_path / "one.csv").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "one.csv").write_text("\n".join(lines[:10] + [""] + lines[10:]) + "\n",
+                                      encoding="utf-8")
+    with pytest.raises(DataError, match=r"one.csv: counted 31 lines but parsed 30 rows; the "
+                                        r"file has blank lines"):
+        read_csv_arrays(tmp_path / "one.csv")
+
+
+def test_a_cache_that_cannot_be_written_warns_and_the_arrays_still_come(tmp_path, monkeypatch):
+    from rechub_mini.datasets import csv_arrays
+
+    frame = write_split(tmp_path, "big.csv", rows=20)
+
+    def disk_full(path, arrays):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(csv_arrays, "write_cache", disk_full)
+    with pytest.warns(UserWarning, match=r"Could not write the array cache next to big.csv "
+                                         r"\(.*No space left.*\); the next load parses"):
+        arrays = read_csv_arrays(tmp_path / "big.csv", cache=True)
+    np.testing.assert_array_equal(arrays["101"], frame["101"].to_numpy())

@@ -172,3 +172,39 @@ def test_a_second_run_into_the_same_save_folder_stops_before_the_data_is_read(
     captured = capsys.readouterr()
     assert "already holds an earlier run (model.pth, resume.pth)" in captured.err
     assert captured.out == "" and (tmp_path / "run" / "model.pth").read_bytes() == saved
+
+
+def test_ctrl_c_in_synth_or_preprocess_keeps_no_file_of_that_run(tmp_path, capsys, monkeypatch):
+    import pandas as pd
+
+    from rechub_mini.datasets import preprocess
+    from rechub_mini.datasets.preprocess import write_raw_fixture
+
+    real_to_csv, written = pd.DataFrame.to_csv, []
+
+    def second_split_interrupted(frame, path, **options):
+        written.append(path)
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        return real_to_csv(frame, path, **options)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", second_split_interrupted)
+    assert main(["synth", "--rows", "500", "--out", str(tmp_path / "synth")]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted: no file of this run was kept."
+    assert len(written) == 2 and list((tmp_path / "synth").iterdir()) == []
+    monkeypatch.setattr(pd.DataFrame, "to_csv", real_to_csv)
+
+    write_raw_fixture(tmp_path / "raw", rows=100, seed=0)
+    real_encode = preprocess._encode
+
+    def interrupted_after_ten_rows(*args):
+        written.append(1)
+        if len(written) == 12:
+            raise KeyboardInterrupt
+        return real_encode(*args)
+
+    monkeypatch.setattr(preprocess, "_encode", interrupted_after_ten_rows)
+    assert main(["preprocess", "--raw", str(tmp_path / "raw"), "--out",
+                 str(tmp_path / "out")]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted: no file of this run was kept."
+    assert len(written) == 12 and list((tmp_path / "out").iterdir()) == []

@@ -311,3 +311,19 @@ def test_preprocess_never_overwrites_splits_it_did_not_write(tmp_path):
     with pytest.raises(DataError, match=r"already holds \['ali_ccp_test.csv', .*did not write"):
         preprocess_raw(tmp_path / "raw", tmp_path / "synthetic")
     assert (tmp_path / "synthetic" / "ali_ccp_train.csv").read_bytes() == before
+
+
+def test_a_repeated_common_feature_index_and_an_empty_skeleton_are_named(tmp_path):
+    write_raw_fixture(tmp_path / "raw", rows=50, seed=0)
+    common = tmp_path / "raw" / "common_features_train.csv"
+    lines = common.read_text(encoding="utf-8").splitlines()
+    common.write_text("\n".join(lines + [lines[0]]) + "\n", encoding="utf-8")
+    key = lines[0].split(",")[0]
+    with pytest.raises(DataError, match=rf"common_features_train.csv, line {len(lines) + 1}: "
+                                        rf"common_feature_index '{key}' appears a second"):
+        preprocess_raw(tmp_path / "raw", tmp_path / "out")
+    common.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "raw" / "sample_skeleton_train.csv").write_text("\n\n", encoding="utf-8")
+    with pytest.raises(DataError, match="sample_skeleton_train.csv holds no impressions"):
+        preprocess_raw(tmp_path / "raw", tmp_path / "out")
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
