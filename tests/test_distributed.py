@@ -25,14 +25,21 @@ SCRIPT = textwrap.dedent('''
                  ali_ccp.build_features(data.train, ali_ccp.ESMM_ITEM_COLUMNS, 8),
                  {"dims": [16, 8]}, {"dims": [16, 8]})
     inputs = {s: ali_ccp.model_inputs(f, model.features) for s, f in data.splits().items()}
+    x_test, y_test = inputs["test"]
+    # 5,999 rows: two processes score blocks of 3,000 and 2,999, padded to gather them
+    x_test, y_test = {k: v[:-1] for k, v in x_test.items()}, y_test[:-1]
     train, _, test = DataGenerator(*inputs["train"]).generate_dataloader(
-        x_test=inputs["test"][0], y_test=inputs["test"][1], batch_size=512 // world, seed=1)
+        x_test=x_test, y_test=y_test, batch_size=512 // world, seed=1)
     if rank == crash_rank:
         raise RuntimeError(f"rank {rank} crashes on purpose")
     trainer = MTLTrainer(model, optimizer_params={"lr": 3e-3}, n_epoch=4, seed=1, verbose=False)
     trainer.fit(train)
     scores = trainer.evaluate(trainer.model, test)
     torch.save(trainer.model.state_dict(), os.path.join(out, f"rank{rank}.pt"))
+    gathered = trainer.predict(trainer.model, test)
+    with torch.no_grad():
+        every_row = trainer.model.eval()(test.x).numpy()  # this process alone, all rows
+    torch.save([gathered, every_row], os.path.join(out, f"predictions{rank}.pt"))
     if rank == 0:
         with open(os.path.join(out, "scores.json"), "w") as f:
             json.dump(scores.as_dict(), f)
@@ -72,6 +79,11 @@ def test_two_gloo_processes_match_each_other_and_one_process(tmp_path, sample_di
     rank0, rank1 = torch.load(out / "rank0.pt"), torch.load(out / "rank1.pt")
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
+    # predictions gathered from both processes are every test row once, in order
+    for rank in (0, 1):
+        gathered, every_row = torch.load(out / f"predictions{rank}.pt", weights_only=False)
+        assert gathered.shape == every_row.shape == (5999, 3)
+        assert abs(gathered - every_row).max() < 1e-6
     alone, out1 = launch(tmp_path, sample_dir, 1)
     assert alone.returncode == 0, alone.stderr[-3000:]
     two = json.loads((out / "scores.json").read_text())
