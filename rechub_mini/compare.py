@@ -15,27 +15,22 @@ from .data import BatchLoader, DataGenerator
 from .datasets.ali_ccp import (LABELS, AliCCP, build_features, map_unseen_ids_to_unknown,
                                model_inputs)
 from .datasets.ali_ccp_schema import DENSE_COLUMNS, SPARSE_COLUMNS
-from .datasets.synthetic import generate_ali_ccp, oracle_aucs
+from .datasets.synthetic import (DEFAULT_SPLIT_FRACTIONS, ORACLE_OF_TASK, generate_ali_ccp,
+                                 oracle_aucs, split_bounds)
 from .errors import DataError
 from .features import Feature
 from .models.base import MultiTaskModel
 from .trainer import MTLTrainer
 
 Loaders = tuple[BatchLoader, BatchLoader, BatchLoader]
-# Which oracle AUC is the ceiling of a task trained on all impressions: a purchase over all
-# impressions is the CTCVR label.
-ORACLE_OF_LABEL = {"click": "ctr", "purchase": "ctcvr"}
 
 
-def split_in_order(frame: pd.DataFrame, fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> AliCCP:
-    """Cut a frame into train/val/test in row order; ids unseen in train become 0 (unknown)."""
-    if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-9 or min(fractions) <= 0:
-        raise DataError(f"fractions must be three positive shares (train, val, test) summing "
-                        f"to 1, e.g. (0.8, 0.1, 0.1); got {tuple(fractions)}.")
-    a = int(round(fractions[0] * len(frame)))
-    b = int(round((fractions[0] + fractions[1]) * len(frame)))
-    parts = [frame.iloc[s].reset_index(drop=True) for s in (slice(0, a), slice(a, b),
-                                                             slice(b, None))]
+def split_in_order(frame: pd.DataFrame,
+                   fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS) -> AliCCP:
+    """Cut a frame into train/val/test in row order, as the generator cuts its files; ids
+    unseen in train become 0 (unknown)."""
+    parts = [frame.iloc[start:end].reset_index(drop=True)
+             for start, end in split_bounds(len(frame), fractions)]
     data = AliCCP(*parts)
     data.unseen_ids_mapped_to_0 = map_unseen_ids_to_unknown(data)
     return data
@@ -105,7 +100,7 @@ def relatedness_sweep(builders: Mapping[str, Callable[[list[Feature]], MultiTask
         oracle = oracle_aucs(data.test, truth["p_ctr"][test], truth["p_cvr"][test])
         corr = np.corrcoef(truth["p_ctr"], truth["p_ctr"] * truth["p_cvr"])[0, 1]
         out.append({"relatedness": r, "true corr": corr, "model": "oracle",
-                    **{t: oracle[ORACLE_OF_LABEL[t]] for t in labels}})
+                    **{t: oracle[ORACLE_OF_TASK[t]] for t in labels}})
         features = build_features(data.train, SPARSE_COLUMNS + DENSE_COLUMNS, embed_dim=4)
         loaders = make_loaders(data, features, labels)
         for name, build in builders.items():

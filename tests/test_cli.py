@@ -11,6 +11,7 @@ from rechub_mini import SparseFeature, load_model
 from rechub_mini.checkpoint import read_checkpoint
 from rechub_mini.cli import main
 from rechub_mini.datasets.preprocess import write_raw_fixture
+from rechub_mini.datasets.synthetic import ORACLE_OF_TASK
 
 
 def bare_env() -> dict[str, str]:
@@ -25,11 +26,6 @@ def bare_env() -> dict[str, str]:
 def run_cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "rechub_mini", *args], capture_output=True,
                           text=True, cwd=cwd, env=bare_env())
-
-
-# the oracle AUC each task is held against (meta.json of the bundled synthetic sample)
-ORACLE_OF_TASK = {"cvr": "cvr_clicked", "ctr": "ctr", "ctcvr": "ctcvr", "purchase": "ctcvr",
-                  "click": "ctr"}
 
 
 @pytest.mark.parametrize("model,cls,tasks", [("esmm", "ESMM", ["cvr", "ctr", "ctcvr"]),

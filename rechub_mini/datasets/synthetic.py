@@ -26,6 +26,7 @@ import math
 import numbers
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +150,13 @@ def generate_ali_ccp(rows: int, seed: int = 0, preset: str = "tutorial",
     return pd.DataFrame(data, columns=ALL_COLUMNS), {"p_ctr": p_ctr, "p_cvr": p_cvr}
 
 
+# which oracle AUC (key of `oracle_aucs`) bounds the score of each task name: ESMM's cvr, ctr
+# and ctcvr, and the purchase and click tasks of MMoE and shared-bottom (purchase over all
+# impressions is the CTCVR label)
+ORACLE_OF_TASK = {"cvr": "cvr_clicked", "ctr": "ctr", "ctcvr": "ctcvr", "purchase": "ctcvr",
+                  "click": "ctr"}
+
+
 def oracle_aucs(frame: pd.DataFrame, p_ctr: np.ndarray, p_cvr: np.ndarray) -> dict[str, float]:
     """AUCs of the true probabilities: no model beats them on these rows except by chance.
 
@@ -207,6 +215,26 @@ def expected_auc(p_true: np.ndarray, score: np.ndarray) -> float:
     return float((p * (below + 0.5 * same)).sum() / pairs)
 
 
+def split_bounds(rows: int, fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS
+                 ) -> list[tuple[int, int]]:
+    """(start, end) of train, val and test when `rows` rows are cut in order by `fractions`
+    (three positive shares summing to 1); a DataError if a split would get no rows."""
+    try:
+        shares = [float(x) for x in fractions]
+    except (TypeError, ValueError):
+        shares = []
+    if len(shares) != 3 or not all(x > 0 for x in shares) or not abs(sum(shares) - 1) <= 1e-9:
+        raise DataError(f"split fractions must be three positive numbers (train, val, test) "
+                        f"summing to 1, e.g. {DEFAULT_SPLIT_FRACTIONS}; got {fractions!r}.")
+    ends = [int(round(x * rows)) for x in np.cumsum(shares)[:2]] + [int(rows)]
+    bounds = list(zip([0, *ends[:2]], ends))
+    for split, (start, end) in zip(SPLITS, bounds):
+        if end <= start:
+            raise DataError(f"split fractions {fractions!r} leave the {split} split no rows "
+                            f"out of {rows}; use more rows or a larger fraction.")
+    return bounds
+
+
 def write_synthetic(out_dir: str | os.PathLike, rows: int, seed: int = 0,
                     preset: str = "tutorial", vocab_scale: float | None = DEFAULT_VOCAB_SCALE,
                     task_relatedness: float | None = DEFAULT_TASK_RELATEDNESS,
@@ -222,20 +250,8 @@ def write_synthetic(out_dir: str | os.PathLike, rows: int, seed: int = 0,
     Returns the meta dict. `None` for vocab_scale or task_relatedness means the default.
     """
     vocab_scale, task_relatedness = _checked(rows, seed, preset, vocab_scale, task_relatedness)
-    try:
-        fractions = [float(x) for x in split_fractions]
-    except (TypeError, ValueError):
-        fractions = []
-    if (len(fractions) != 3 or not all(x > 0 for x in fractions)
-            or not abs(sum(fractions) - 1) <= 1e-9):
-        raise DataError(f"split_fractions must be three positive numbers (train, val, test) "
-                        f"summing to 1, e.g. {DEFAULT_SPLIT_FRACTIONS}; got {split_fractions!r}.")
-    ends = [int(round(x * rows)) for x in np.cumsum(fractions)[:2]] + [int(rows)]
-    bounds = list(zip([0, *ends[:2]], ends))
-    for split, (start, end) in zip(SPLITS, bounds):
-        if end <= start:
-            raise DataError(f"split_fractions {split_fractions!r} leave the {split} split no "
-                            f"rows out of {rows}; use more rows or a larger fraction.")
+    bounds = split_bounds(rows, split_fractions)
+    fractions = [float(x) for x in split_fractions]
     out = prepare_folder(out_dir, "the output folder")
     check_nothing_overwritten(out, {split_file_name(s, sample_names) for s in SPLITS})
     frame, truth = generate_ali_ccp(rows, seed, preset, vocab_scale, task_relatedness)
