@@ -2,7 +2,8 @@
 
 `train` is the headless main job: it trains ESMM, MMoE, shared-bottom or BASE on processed
 Ali-CCP CSVs and prints per-task scores on the test split. Input errors are printed as one line
-with exit status 2; `--debug` shows the traceback instead.
+with exit status 2; `--debug` shows the traceback instead. Taught in
+tutorials/*/04_full_dataset.ipynb; `make demo` runs `train` on the bundled sample.
 """
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ backward pass. On CPU the backend is gloo: DDP averages the dense layers' gradie
 `average_sparse_gradients` the embedding tables' sparse ones, with plain all-gathers. gloo's
 own sparse all-reduce, which DDP would use for them, corrupted memory now and then (a rank
 died in the backward pass with SIGSEGV or "malloc(): unaligned tcache chunk detected": 8 of 14
-two-process runs of 20 ESMM epochs, 0 of 22 since; benchmarks/README.md, session 10). On GPU
+two-process runs of 20 ESMM epochs, 0 of 22 since; benchmarks/README.md, "sparse gradients
+without gloo's sparse all-reduce"). On GPU
 the backend is nccl, which has no sparse all-reduce, so the trainer switches the embeddings to
 dense gradients there. Only rank 0 prints and writes checkpoints; predictions are gathered
 from every rank so that AUCs are computed on the whole split. Taught in

@@ -5,7 +5,8 @@ reported at once, not after an epoch of training), and each file is written unde
 name in its folder, flushed to disk, then renamed over the old one: a crash or a kill at any
 moment leaves the old file or the new one, never half of one (`replace_when_done`). Used by
 the checkpoints, the synthetic generator and the raw-data preprocessor; the array cache of a
-large CSV (datasets/csv_arrays.py) swaps a whole folder the same way.
+large CSV (datasets/csv_arrays.py) swaps a whole folder the same way. Taught in
+tutorials/*/04_full_dataset.ipynb (saving a run).
 """
 from __future__ import annotations
 

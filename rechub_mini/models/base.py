@@ -3,6 +3,7 @@
 A model returns predictions `[batch, tasks]` from `forward`, owns its loss (`loss`), says which
 label and which rows score each task (`targets`), and checks that labels fit it
 (`check_labels`). Owning the loss is what keeps ESMM correct whatever the trainer is told.
+Taught in tutorials/*/03_mmoe.ipynb (one loss per task: BCE or MSE).
 """
 from __future__ import annotations
 
