@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ import torch
 
 from . import __version__
 from .errors import CheckpointError
-from .features import DenseFeature, SparseFeature, feature_from_dict
+from .features import DenseFeature, Feature, SparseFeature, feature_from_dict
 from .files import prepare_folder, replace_when_done
 
 CHECKPOINT_FORMAT = "rechub_mini.checkpoint/1"
@@ -49,7 +50,8 @@ def _decode(value):
     return value
 
 
-def save_checkpoint(path: str | os.PathLike, model, optimizer_state: dict | None = None,
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
+                    optimizer_state: dict | None = None,
                     epoch: int | None = None, history: dict | None = None) -> None:
     """Save everything needed to rebuild `model` (and resume training) to `path`, atomically."""
     payload = {
@@ -120,7 +122,7 @@ def _feature_changes(saved: list, current: list) -> str:
     return ", ".join(shown) + (f", ... ({len(changes)} in all)" if len(changes) > 3 else "")
 
 
-def model_differences(payload: dict, model) -> list[str]:
+def model_differences(payload: dict, model: torch.nn.Module) -> list[str]:
     """What differs between the model stored in a checkpoint and `model`, in words: the class,
     the features (names, vocab sizes, dims), or other constructor arguments."""
     if payload.get("model_class") != type(model).__name__:
@@ -138,7 +140,8 @@ def model_differences(payload: dict, model) -> list[str]:
     return differences
 
 
-def load_model(path: str | os.PathLike, features=None):
+def load_model(path: str | os.PathLike, features: Sequence[Feature] | None = None
+               ) -> torch.nn.Module:
     """Rebuild the model stored in a checkpoint (file, or folder holding `model.pth`).
 
     If `features` is given, they must match the checkpoint's (names, vocab sizes, dims).

@@ -21,13 +21,13 @@ from .datasets.ali_ccp_schema import DENSE_COLUMNS, SPARSE_COLUMNS
 from .datasets.preprocess import preprocess_raw
 from .datasets.synthetic import MIN_ROWS, write_synthetic
 from .errors import CheckpointError, DataError, TrainingError
-from .models import ESMM, MMOE, BaseCVR, SharedBottom
+from .models import ESMM, MMOE, BaseCVR, MultiTaskModel, SharedBottom
 from .trainer import MTLTrainer, check_run_folder, resolve_device
 
 MODELS = ("esmm", "mmoe", "shared_bottom", "base_cvr")
 
 
-def build_model(name: str, data, embed_dim: int | None):
+def build_model(name: str, data: ali_ccp.AliCCP, embed_dim: int | None) -> MultiTaskModel:
     """The tutorial-sized model `name` with features built from `data.train`."""
     if name in ("esmm", "base_cvr"):
         dim = 16 if embed_dim is None else embed_dim
@@ -44,7 +44,7 @@ def build_model(name: str, data, embed_dim: int | None):
     return SharedBottom(features, tasks, {"dims": [16]}, towers, task_names=["purchase", "click"])
 
 
-def load_data(args: argparse.Namespace):
+def load_data(args: argparse.Namespace) -> ali_ccp.AliCCP:
     """Load the splits; under torchrun, rank 0 parses and caches them first, the others then
     memory-map the cache, so no process holds a parsed copy of the whole CSV."""
     if not distributed.is_distributed():

@@ -386,7 +386,8 @@ class DataGenerator:
     def generate_dataloader(self, x_val: Mapping | pd.DataFrame | None = None, y_val=None,
                             x_test: Mapping | pd.DataFrame | None = None, y_test=None,
                             split_ratio: Sequence[float] | None = None, batch_size: int = 16,
-                            num_workers: int = 0, seed: int = 0, shuffle: bool = True):
+                            num_workers: int = 0, seed: int = 0, shuffle: bool = True
+                            ) -> tuple[BatchLoader, BatchLoader | None, BatchLoader | None]:
         """Return `(train_loader, val_loader, test_loader)`.
 
         Either pass the validation and test splits, or `split_ratio=[train, val]` to cut them

@@ -89,9 +89,9 @@ def plot_roc(labels: np.ndarray, scores_by_model: Mapping[str, np.ndarray], titl
     return ax
 
 
-def plot_gate_weights(weights, task_names: Sequence[str],
-                      expert_names: Sequence[str] | None = None, title: str = "average gate weights",
-                      ax: Axes | None = None) -> Axes:
+def plot_gate_weights(weights: np.ndarray, task_names: Sequence[str],
+                      expert_names: Sequence[str] | None = None,
+                      title: str = "average gate weights", ax: Axes | None = None) -> Axes:
     """Heatmap of gate weights, tasks x experts, with each value written in its cell.
 
     Args:
