@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rechub_mini import BatchLoader, DataError, DataGenerator, SparseFeature, DenseFeature
-from rechub_mini.data import column_to_tensor, labels_to_tensor
+from rechub_mini.columns import column_to_tensor, labels_to_tensor
 
 
 def test_columns_of_any_layout_become_contiguous_tensors():

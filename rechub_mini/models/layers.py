@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from ..data import check_id_range
+from ..columns import check_id_range
 from ..errors import DataError
 from ..features import DenseFeature, Feature, SparseFeature, check_unique_names
 from ..optim import sum_rows
