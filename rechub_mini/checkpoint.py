@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .errors import CheckpointError
+from .errors import CheckpointError, DataError
 from .features import DenseFeature, Feature, SparseFeature, feature_from_dict
 from .files import prepare_folder, replace_when_done
 
@@ -169,3 +169,23 @@ def load_model(path: str | os.PathLike, features: Sequence[Feature] | None = Non
                               f"): {detail}. Load it with that version, or retrain.") from None
     model.from_checkpoint = True  # trained already: fit keeps its output biases
     return model
+
+
+def check_run_folder(model_path: str | os.PathLike, resume: bool,
+                     what: str = "model_path") -> None:
+    """Create the model folder now (not after an epoch, when the first checkpoint is written),
+    and make sure a new run never writes over the model and state of an earlier one there."""
+    prepare_folder(model_path, what)
+    if resume and os.path.exists(os.path.join(model_path, RESUME_FILE)):
+        return  # the run to continue
+    earlier = [name for name in (BEST_FILE, RESUME_FILE)
+               if os.path.exists(os.path.join(model_path, name))]
+    if earlier and resume:
+        raise DataError(f"{what} {os.fspath(model_path)!r} holds an earlier run's "
+                        f"{', '.join(earlier)} but no {RESUME_FILE} to continue from. Give "
+                        f"another folder, or delete {', '.join(earlier)} to start over there.")
+    if earlier:
+        raise DataError(f"{what} {os.fspath(model_path)!r} already holds an earlier run "
+                        f"({', '.join(earlier)}), which a new run would overwrite. Continue it "
+                        f"with resume=True (--resume), or give another folder; delete those "
+                        f"files to start over there.")

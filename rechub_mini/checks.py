@@ -1,4 +1,5 @@
-"""Checks of the plain options every part of rechub_mini takes: counts, rates and seeds.
+"""Checks of the plain options every part of rechub_mini takes: counts, rates, seeds, the
+optimizer's options and the device.
 
 One place for them, so `MMOE(n_expert=2.7)`, `BatchLoader(batch_size=None)` and
 `--epochs 0` all get the same kind of message (a DataError naming the option and the value)
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -38,3 +40,45 @@ def check_seed(seed: object) -> int:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**62:
         raise DataError(f"seed must be a whole number from 0 to 2**62 (or None), got {seed!r}.")
     return int(seed)
+
+
+ADAM_OPTIONS = {"lr", "betas", "eps"}  # passed to both optimizers; weight_decay to DenseAdam
+
+
+def check_optimizer_params(options: Mapping) -> dict:
+    """Names and values of optimizer_params, checked before any optimizer is built: a negative
+    weight decay would otherwise train without complaint, pushing the weights outwards.
+    Returns them as plain Python numbers (a numpy float in a checkpoint's optimizer state
+    would make torch.load(weights_only=True) refuse the file)."""
+    unknown = set(options) - ADAM_OPTIONS - {"weight_decay"}
+    if unknown:
+        raise DataError(f"optimizer_params has unknown options {sorted(unknown)}; allowed: "
+                        f"lr, weight_decay, betas, eps.")
+    checked = {name: check_non_negative(f"optimizer_params[{name!r}]", options[name])
+               for name in ("lr", "weight_decay", "eps") if name in options}
+    betas = options.get("betas", (0.9, 0.999))
+    if not isinstance(betas, Sequence) or len(betas) != 2 or not all(
+            isinstance(b, numbers.Real) and 0 <= b < 1 for b in betas):
+        raise DataError(f"optimizer_params['betas'] must be two numbers in [0, 1), e.g. "
+                        f"(0.9, 0.999); got {betas!r}.")
+    if "betas" in options:
+        checked["betas"] = (float(betas[0]), float(betas[1]))
+    return checked
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """The torch.device to train on, or a DataError when this machine does not have it."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise DataError(f"device {device!r} is not a device name; use 'cpu' or 'cuda'.") from None
+    if resolved.type not in ("cpu", "cuda"):
+        raise DataError(f"device {device!r}: rechub_mini trains on 'cpu' or 'cuda' only (its "
+                        f"sparse embedding gradients and optimizers are untested on "
+                        f"{resolved.type!r}); use 'cpu'.")
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (resolved.index or 0) >= count:
+            raise DataError(f"device {device!r} asks for a GPU, but PyTorch sees {count} here "
+                            f"(torch {torch.__version__}); use 'cpu'.")
+    return resolved

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import torch
 
 from . import distributed
-from .checks import check_count, check_non_negative
+from .checks import check_count, check_non_negative, resolve_device
+from .checkpoint import check_run_folder
 from .data import DataGenerator
 from .datasets import ali_ccp
 from .datasets.ali_ccp_schema import DENSE_COLUMNS, SPARSE_COLUMNS
@@ -22,7 +23,7 @@ from .datasets.preprocess import preprocess_raw
 from .datasets.synthetic import MIN_ROWS, write_synthetic
 from .errors import CheckpointError, DataError, TrainingError
 from .models import ESMM, MMOE, BaseCVR, MultiTaskModel, SharedBottom
-from .trainer import MTLTrainer, check_run_folder, resolve_device
+from .trainer import MTLTrainer
 
 MODELS = ("esmm", "mmoe", "shared_bottom", "base_cvr")
 

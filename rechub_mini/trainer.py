@@ -25,12 +25,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed
-from .checkpoint import (BEST_FILE, RESUME_FILE, model_differences, read_checkpoint,
-                         save_checkpoint)
-from .checks import check_count, check_non_negative, check_seed
+from .checkpoint import (BEST_FILE, RESUME_FILE, check_run_folder, model_differences,
+                         read_checkpoint, save_checkpoint)
+from .checks import (ADAM_OPTIONS, check_count, check_optimizer_params, check_seed,
+                     resolve_device)
 from .data import BatchLoader
 from .errors import CheckpointError, DataError, TrainingError
-from .files import prepare_folder
 from .metrics import MetricWarning, TaskScores, task_scores
 from .models.base import MultiTaskModel, TaskHeadsModel
 from .models.layers import ids_already_checked
@@ -39,7 +39,6 @@ from .optim import DenseAdam, EmbeddingAdam, flush_tiny_values
 PROGRESS_ENV = "RECHUB_MINI_PROGRESS"
 # steps between two flushes of the tiny dense weights and moments (flush_tiny_values)
 FLUSH_EVERY = 100
-ADAM_OPTIONS = {"lr", "betas", "eps"}
 PREDICT_BATCH_ROWS = 4096  # predict reads at least this many rows per forward pass
 
 
@@ -65,45 +64,6 @@ def split_parameters(model: nn.Module) -> tuple[list, list]:
     return tables, others
 
 
-def check_optimizer_params(options: Mapping) -> dict:
-    """Names and values of optimizer_params, checked before any optimizer is built: a negative
-    weight decay would otherwise train without complaint, pushing the weights outwards.
-    Returns them as plain Python numbers (a numpy float in a checkpoint's optimizer state
-    would make torch.load(weights_only=True) refuse the file)."""
-    unknown = set(options) - ADAM_OPTIONS - {"weight_decay"}
-    if unknown:
-        raise DataError(f"optimizer_params has unknown options {sorted(unknown)}; allowed: "
-                        f"lr, weight_decay, betas, eps.")
-    checked = {name: check_non_negative(f"optimizer_params[{name!r}]", options[name])
-               for name in ("lr", "weight_decay", "eps") if name in options}
-    betas = options.get("betas", (0.9, 0.999))
-    if not isinstance(betas, Sequence) or len(betas) != 2 or not all(
-            isinstance(b, numbers.Real) and 0 <= b < 1 for b in betas):
-        raise DataError(f"optimizer_params['betas'] must be two numbers in [0, 1), e.g. "
-                        f"(0.9, 0.999); got {betas!r}.")
-    if "betas" in options:
-        checked["betas"] = (float(betas[0]), float(betas[1]))
-    return checked
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """The torch.device to train on, or a DataError when this machine does not have it."""
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise DataError(f"device {device!r} is not a device name; use 'cpu' or 'cuda'.") from None
-    if resolved.type not in ("cpu", "cuda"):
-        raise DataError(f"device {device!r}: rechub_mini trains on 'cpu' or 'cuda' only (its "
-                        f"sparse embedding gradients and optimizers are untested on "
-                        f"{resolved.type!r}); use 'cpu'.")
-    if resolved.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0 or (resolved.index or 0) >= count:
-            raise DataError(f"device {device!r} asks for a GPU, but PyTorch sees {count} here "
-                            f"(torch {torch.__version__}); use 'cpu'.")
-    return resolved
-
-
 def check_is_loader(loader: object) -> None:
     """The trainer reads batches from a BatchLoader only: it checks the columns once, shuffles
     by epoch, shards between processes and predicts in stored order through it."""
@@ -122,26 +82,6 @@ class LossModule(nn.Module):
 
     def forward(self, x, y):
         return self.model.loss(x, y)
-
-
-def check_run_folder(model_path: str | os.PathLike, resume: bool,
-                     what: str = "model_path") -> None:
-    """Create the model folder now (not after an epoch, when the first checkpoint is written),
-    and make sure a new run never writes over the model and state of an earlier one there."""
-    prepare_folder(model_path, what)
-    if resume and os.path.exists(os.path.join(model_path, RESUME_FILE)):
-        return  # the run to continue
-    earlier = [name for name in (BEST_FILE, RESUME_FILE)
-               if os.path.exists(os.path.join(model_path, name))]
-    if earlier and resume:
-        raise DataError(f"{what} {os.fspath(model_path)!r} holds an earlier run's "
-                        f"{', '.join(earlier)} but no {RESUME_FILE} to continue from. Give "
-                        f"another folder, or delete {', '.join(earlier)} to start over there.")
-    if earlier:
-        raise DataError(f"{what} {os.fspath(model_path)!r} already holds an earlier run "
-                        f"({', '.join(earlier)}), which a new run would overwrite. Continue it "
-                        f"with resume=True (--resume), or give another folder; delete those "
-                        f"files to start over there.")
 
 
 class MTLTrainer:
