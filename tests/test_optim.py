@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from rechub_mini import ESMM, SparseFeature
-from rechub_mini.optim import (NARROW_ROWS, DenseAdam, EmbeddingAdam, flush_tiny_values,
+from rechub_mini.optim import (NARROW_WIDTH, DenseAdam, EmbeddingAdam, flush_tiny_values,
                                merge_repeated_rows, sum_rows)
 
 
@@ -37,7 +37,7 @@ def test_merge_of_many_batches_through_one_scratch_array():
         torch.testing.assert_close(rows, expected, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("width", [1, 4, NARROW_ROWS, NARROW_ROWS + 1, 16])
+@pytest.mark.parametrize("width", [1, 4, NARROW_WIDTH, NARROW_WIDTH + 1, 16])
 def test_sum_rows_equals_index_add_for_narrow_and_wide_rows(width):
     generator = torch.Generator().manual_seed(width)
     index = torch.randint(0, 50, (3000,), generator=generator)

@@ -37,6 +37,7 @@ from ..checks import check_count
 from ..errors import DataError
 from ..files import prepare_folder, replace_when_done
 from ..metrics import MetricWarning, auc
+from .explore import label_rates
 from .ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, ESTIMATED_VOCAB_SIZES, REAL_STATS,
                              REAL_VOCAB_SIZES, SPARSE_COLUMNS, SPLITS, SYNTHETIC_GENERATOR,
                              split_file_name, synthetic_files)
@@ -376,10 +377,9 @@ def _auc(label: np.ndarray, score: np.ndarray) -> float:
 def _split_stats(part: pd.DataFrame, p_ctr: np.ndarray, p_cvr: np.ndarray) -> dict:
     def rounded(x: float) -> float | None:  # JSON has no NaN; 6 decimals keep meta.json stable
         return None if math.isnan(x) else round(float(x), 6)
-    n, clicks, purchases = len(part), int(part["click"].sum()), int(part["purchase"].sum())
-    return {"rows": n, "clicks": clicks, "purchases": purchases, "ctr": rounded(clicks / n),
-            "cvr": rounded(purchases / clicks) if clicks else None,
-            "ctcvr": rounded(purchases / n),
+    stats = label_rates(part)
+    return {**{k: stats[k] for k in ("rows", "clicks", "purchases")},
+            **{k: rounded(stats[k]) for k in ("ctr", "cvr", "ctcvr")},
             "oracle_auc": {k: rounded(v) for k, v in oracle_aucs(part, p_ctr, p_cvr).items()}}
 
 
