@@ -38,9 +38,9 @@ from ..errors import DataError
 from ..files import prepare_folder, replace_when_done
 from ..metrics import MetricWarning, auc
 from .explore import label_rates
-from .ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, ESTIMATED_VOCAB_SIZES, REAL_STATS,
-                             REAL_VOCAB_SIZES, SPARSE_COLUMNS, SPLITS, SYNTHETIC_GENERATOR,
-                             split_file_name, synthetic_files)
+from .ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, ESTIMATED_VOCAB_SIZES, ITEM_COLUMNS,
+                             REAL_STATS, REAL_VOCAB_SIZES, SPARSE_COLUMNS, SPLITS,
+                             SYNTHETIC_GENERATOR, USER_COLUMNS, split_file_name, synthetic_files)
 
 GENERATOR_VERSION = 1
 # Target rates: ctr = clicks / impressions, cvr = purchases / clicks (post-click).
@@ -60,9 +60,10 @@ SHARED = {"101": 0.4, "205": 0.5, "206": 0.4, "207": 0.3,
 # Combination field -> (user history field, item field) it crosses.
 COMBINATIONS = {"508": ("109_14", "206"), "509": ("110_14", "207"),
                 "702": ("127_14", "216"), "853": ("150_14", "210")}
-HISTORY_FIELDS = ["109_14", "110_14", "127_14", "150_14"]
-USER_FIELDS = ["121", "122", "124", "125", "126", "127", "128", "129", *HISTORY_FIELDS]
-ITEM_FIELDS = ["206", "207", "210", "216"]
+HISTORY_FIELDS = [history for history, _ in COMBINATIONS.values()]
+# the fields a user id (101) or an item id (205) fixes: its profile, history, category, shop...
+FIELDS_OF_USER = [c for c in USER_COLUMNS if c != "101"]
+FIELDS_OF_ITEM = [c for c in ITEM_COLUMNS if c != "205"]
 
 
 def table_sizes(vocab_scale: float = DEFAULT_VOCAB_SCALE) -> dict[str, int]:
@@ -92,9 +93,9 @@ def generate_ali_ccp(rows: int, seed: int = 0, preset: str = "tutorial",
     n_users, n_items = size["101"], size["205"]
     # The user id fixes profile and history; the item id fixes category, shop, intention, brand.
     users = {"101": np.arange(1, n_users + 1),
-             **{f: _zipf_ids(rng, n_users, size[f], 1.0) for f in USER_FIELDS}}
+             **{f: _zipf_ids(rng, n_users, size[f], 1.0) for f in FIELDS_OF_USER}}
     items = {"205": np.arange(1, n_items + 1),
-             **{f: _zipf_ids(rng, n_items, size[f], 0.9) for f in ITEM_FIELDS}}
+             **{f: _zipf_ids(rng, n_items, size[f], 0.9) for f in FIELDS_OF_ITEM}}
     user_known = {f: rng.random(n_users) >= UNKNOWN_RATE for f in users}
     item_known = {f: rng.random(n_items) >= UNKNOWN_RATE for f in items}
     activity = rng.beta(2.0, 5.0, n_users)
