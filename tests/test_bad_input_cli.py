@@ -195,15 +195,15 @@ def test_ctrl_c_in_synth_or_preprocess_keeps_no_file_of_that_run(tmp_path, capsy
     monkeypatch.setattr(pd.DataFrame, "to_csv", real_to_csv)
 
     write_raw_fixture(tmp_path / "raw", rows=100, seed=0)
-    real_encode = preprocess._encode
+    real_line = preprocess.RowEncoder.line
 
     def interrupted_after_ten_rows(*args):
         written.append(1)
         if len(written) == 12:
             raise KeyboardInterrupt
-        return real_encode(*args)
+        return real_line(*args)
 
-    monkeypatch.setattr(preprocess, "_encode", interrupted_after_ten_rows)
+    monkeypatch.setattr(preprocess.RowEncoder, "line", interrupted_after_ten_rows)
     assert main(["preprocess", "--raw", str(tmp_path / "raw"), "--out",
                  str(tmp_path / "out")]) == 130
     assert capsys.readouterr().err.strip() == "interrupted: no file of this run was kept."

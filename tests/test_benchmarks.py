@@ -135,3 +135,22 @@ def test_linear_backends_prints_both_libraries_and_their_ratio():
     differences = [float(line.rsplit(" ", 1)[1]) for line in result.stdout.splitlines()
                    if "largest difference" in line]
     assert len(differences) == 2 and all(0 <= d < 1e-4 for d in differences)
+
+
+def test_preprocess_raw_benchmark_prints_both_steps_and_the_ratio():
+    script = SCRIPT.parent / "preprocess_raw.py"
+    result = subprocess.run([sys.executable, str(script), "--rows", "3000"],
+                            capture_output=True, text=True, timeout=900, env=python_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {}
+    for line in result.stdout.splitlines():
+        parts = line.replace(",", "").split()
+        if len(parts) == 6 and parts[0] in ("read", "process"):
+            rows[parts[0]] = [float(p) for p in parts[1:]]
+    assert set(rows) == {"read", "process"}
+    # the same lines in both steps: lines/s over MB/s is the lines per MB of the raw files
+    assert rows["read"][0] / rows["read"][1] == pytest.approx(rows["process"][0] /
+                                                              rows["process"][1], rel=0.01)
+    ratio = float(result.stdout.split("preprocess_raw takes ")[1].split(" x")[0])
+    assert ratio == pytest.approx(rows["read"][0] / rows["process"][0], rel=0.01)
+    assert "wrote a made-up raw Ali-CCP: 3,000 impressions per split" in result.stdout

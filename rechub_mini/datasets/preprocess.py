@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -85,38 +86,52 @@ def _fit(rows: Iterator[tuple[str, bool, bool, dict[str, Pair]]], min_count: int
          ) -> tuple[dict[str, dict[str, int]], dict[str, tuple[float, float]]]:
     """Vocabularies {field: {raw id: 1..V}} and dense ranges {column: (min, max)} on train."""
     counts: dict[str, Counter] = {field: Counter() for field in SPARSE_COLUMNS}
-    ranges: dict[str, tuple[float, float]] = {}
-    for _, _, _, fields in rows:
+    low: dict[str, float] = {}  # per field with a dense column: the smallest value seen
+    high: dict[str, float] = {}
+    dense_fields = list(FIELD_OF_DENSE_COLUMN.values())
+    for _, _, _, fields in rows:  # once per train impression: kept to lookups
         for field, (feature_id, _) in fields.items():
             counts[field][feature_id] += 1
-        for column, field in FIELD_OF_DENSE_COLUMN.items():
-            if field in fields:
-                value = fields[field][1]
-                low, high = ranges.get(column, (value, value))
-                ranges[column] = (min(low, value), max(high, value))
+        for field in dense_fields:
+            pair = fields.get(field)
+            if pair is not None:
+                if pair[1] < low.get(field, math.inf):
+                    low[field] = pair[1]
+                if pair[1] > high.get(field, -math.inf):
+                    high[field] = pair[1]
     vocab = {}
     for field, counter in counts.items():
         kept = sorted((i for i, n in counter.items() if n >= min_count), key=_raw_id_order)
         vocab[field] = {feature_id: code for code, feature_id in enumerate(kept, start=1)}
-    return vocab, {c: ranges.get(c, (0.0, 0.0)) for c in DENSE_COLUMNS}
+    return vocab, {column: (low[field], high[field]) if field in low else (0.0, 0.0)
+                   for column, field in FIELD_OF_DENSE_COLUMN.items()}
 
 
-def _encode(click: bool, purchase: bool, fields: dict[str, Pair], vocab: dict,
-            ranges: dict) -> str:
-    """One processed CSV line: labels, label-encoded ids, MinMax-scaled dense values."""
-    cells = [str(int(click)), str(int(purchase))]
-    for field in SPARSE_COLUMNS:
-        pair = fields.get(field)
-        cells.append(str(vocab[field].get(pair[0], 0)) if pair else "0")
-    for column in DENSE_COLUMNS:
-        pair = fields.get(FIELD_OF_DENSE_COLUMN[column])
-        if pair is None:
-            cells.append("0")
-            continue
-        low, high = ranges[column]
-        scaled = (pair[1] - low) / ((high - low) or 1.0)  # constant in train: scale 1
-        cells.append(f"{min(max(scaled, 0.0), 1.0):.6g}")  # fixed format: same bytes each run
-    return ",".join(cells) + "\n"
+class RowEncoder:
+    """Turns one joined impression into a processed CSV line: labels, label-encoded ids,
+    MinMax-scaled dense values.
+
+    What is the same for every row is worked out once here: each field's codes as text, each
+    dense column's field, low end and width. `line` runs once per impression (85M times on
+    the real data), so it only looks things up.
+    """
+
+    def __init__(self, vocab: dict[str, dict[str, int]],
+                 ranges: dict[str, tuple[float, float]]) -> None:
+        self.sparse = [(field, {raw: str(code) for raw, code in vocab[field].items()})
+                       for field in SPARSE_COLUMNS]
+        self.dense = [(FIELD_OF_DENSE_COLUMN[column], ranges[column][0],
+                       (ranges[column][1] - ranges[column][0]) or 1.0)  # constant: width 1
+                      for column in DENSE_COLUMNS]
+
+    def line(self, click: bool, purchase: bool, fields: dict[str, Pair]) -> str:
+        get = fields.get
+        ids = [codes.get(pair[0], "0") if (pair := get(field)) else "0"  # unknown, rare: 0
+               for field, codes in self.sparse]
+        values = ["0" if (pair := get(field)) is None else  # fixed format: the same bytes
+                  f"{min(max((pair[1] - low) / width, 0.0), 1.0):.6g}"  # on every run
+                  for field, low, width in self.dense]
+        return ",".join(["1" if click else "0", "1" if purchase else "0", *ids, *values]) + "\n"
 
 
 def _raw_paths(raw_dir: str | os.PathLike) -> dict[str, Path]:
@@ -205,9 +220,11 @@ def preprocess_raw(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, min_c
         for name in csv_names.values():
             files[name].write(",".join(ALL_COLUMNS) + "\n")
 
+        encoder = RowEncoder(vocab, ranges)
+
         def write(rows: Iterator[tuple[str, bool, bool, dict[str, Pair]]]) -> None:
             for split, click, purchase, fields in rows:
-                files[csv_names[split]].write(_encode(click, purchase, fields, vocab, ranges))
+                files[csv_names[split]].write(encoder.line(click, purchase, fields))
 
         write(_joined_rows(paths["skeleton_train"], common, stats, lambda _: "train", progress))
         common = {}  # let the train index go before the test one is read

@@ -33,6 +33,8 @@ SKELETON_COLUMNS = ["sample_id", "click", "conversion", "common_feature_index", 
 COMMON_COLUMNS = ["common_feature_index", "feature_num", "feature_list"]
 USER_FIELDS = USER_COLUMNS
 SAMPLE_FIELDS = [f for f in SPARSE_COLUMNS if f not in USER_FIELDS]
+# the same as sets: parse_feature_list asks "is this field wanted?" for every entry
+USER_FIELD_SET, SAMPLE_FIELD_SET = frozenset(USER_FIELDS), frozenset(SAMPLE_FIELDS)
 
 MULTI_VALUED_RULE = ("A field with several entries in one row keeps the entry with the largest "
                      "value (ties: the first one); its D<field> dense column is that value.")
@@ -54,7 +56,7 @@ def _show(text: str, limit: int = 80) -> str:
     return shown + " (cut)" if len(text) > limit else shown
 
 
-def parse_feature_list(text: str, feature_num: str, fields: set[str] | list[str],
+def parse_feature_list(text: str, feature_num: str, fields: frozenset[str] | set[str],
                        where: str) -> dict[str, Pair]:
     """Parse one feature_list; return {field: (feature_id, value)} for the wanted `fields`.
 
@@ -66,10 +68,10 @@ def parse_feature_list(text: str, feature_num: str, fields: set[str] | list[str]
                         f"{len(entries)} entries. The line is probably cut or damaged: check "
                         f"the file against its download (size, checksum), or unpack it again.")
     chosen: dict[str, Pair] = {}
-    for entry in entries:
-        field, has_field_sep, rest = entry.partition(FIELD_SEP)
+    for entry in entries:  # once per entry of every line: kept short (it is most of the time)
+        field, _, rest = entry.partition(FIELD_SEP)
         feature_id, has_value_sep, value_text = rest.partition(VALUE_SEP)
-        if not (field and feature_id and has_field_sep and has_value_sep):
+        if not (field and feature_id and has_value_sep):  # no \x02: feature_id is empty
             raise DataError(f"{where}: feature_list entry {_show(entry)} is not "
                             f"field_id\\x02feature_id\\x03value. Raw Ali-CCP separates these "
                             f"with the control characters \\x02 and \\x03; a file re-saved "
@@ -81,22 +83,29 @@ def parse_feature_list(text: str, feature_num: str, fields: set[str] | list[str]
         if not math.isfinite(value):
             raise DataError(f"{where}: field {field!r} has value {_show(value_text)}, expected "
                             f"a finite number. The line is damaged: use the original file.")
-        if field in fields and (field not in chosen or value > chosen[field][1]):
-            chosen[field] = (feature_id, value)
+        if field in fields:
+            kept = chosen.get(field)
+            if kept is None or value > kept[1]:
+                chosen[field] = (feature_id, value)
     return chosen
 
 
 def read_lines(path: Path, progress: bool = False) -> Iterator[tuple[int, str]]:
-    """(line number from 1, text) of each non-blank line, with a progress bar in bytes."""
-    with open(path, "rb") as f, tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
-                                     desc=path.name, disable=not progress) as bar:
+    """(line number from 1, text) of each non-blank line, with a progress bar in bytes.
+
+    Text mode decodes the file in large blocks; lines end at "\\n" only (as in binary mode);
+    the bar counts characters, which are bytes in these ASCII files.
+    """
+    with open(path, encoding="utf-8", errors="replace", newline="\n") as f, \
+            tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name,
+                 disable=not progress) as bar:
         pending = 0
-        for number, raw in enumerate(f, start=1):
-            pending += len(raw)
+        for number, text in enumerate(f, start=1):
+            pending += len(text)
             if pending >= 1 << 20:  # update the bar per MiB, not per line
                 bar.update(pending)
                 pending = 0
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            line = text.rstrip("\r\n")
             if line:
                 yield number, line
         bar.update(pending)
@@ -123,7 +132,7 @@ def read_common_features(path: Path, progress: bool = False
             raise DataError(f"{where}: common_feature_index {_show(key)} appears a second "
                             f"time. Each user context must be listed once: check that two "
                             f"files were not concatenated.")
-        fields = parse_feature_list(feature_list, feature_num, USER_FIELDS, where)
+        fields = parse_feature_list(feature_list, feature_num, USER_FIELD_SET, where)
         index[key] = tuple(shared.setdefault(fields[f], fields[f]) if f in fields else None
                            for f in USER_FIELDS)
     return index
@@ -140,7 +149,7 @@ def read_skeleton(path: Path, progress: bool = False) -> Iterator[SkeletonRow]:
                 raise DataError(f"{where}: column {name} is {_show(label)}, expected 0 or 1. "
                                 f"Columns are sample_id, click, conversion, ...: check that "
                                 f"this is a sample_skeleton file and the line is intact.")
-        fields = parse_feature_list(feature_list, feature_num, SAMPLE_FIELDS, where)
+        fields = parse_feature_list(feature_list, feature_num, SAMPLE_FIELD_SET, where)
         yield SkeletonRow(number, sample_id, click == "1", conversion == "1", key, fields)
 
 
