@@ -122,13 +122,13 @@ order: purchase, click, and for ESMM also ctcvr). `DataGenerator` builds the thr
 `model_inputs` 把一个数据划分变成 `x`（每个特征一列数组）和 `y`（按顺序排列的标签列：purchase、click，ESMM 还要加上 ctcvr）。`DataGenerator` 生成训练、验证、测试三个加载器。
 """),
     code("""
-def make_loaders(features, labels):
+def loaders_for(features, labels):  # the package has its own make_loaders (lesson 02)
     (x, y), (x_val, y_val), (x_test, y_test) = [
         model_inputs(frame, features, labels) for frame in data.splits().values()]
     return DataGenerator(x, y).generate_dataloader(
         x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test, batch_size=1024)
 
-train_loader, val_loader, test_loader = make_loaders(
+train_loader, val_loader, test_loader = loaders_for(
     user_features + item_features, ["purchase", "click", "ctcvr"])
 print(len(train_loader), "training batches of up to 1024 rows")
 """),
@@ -212,7 +212,7 @@ MMoE 有多个专家读取同一份输入，每个任务有自己的门控来组
 """),
     code("""
 features = build_features(data.train, SPARSE_COLUMNS + DENSE_COLUMNS, embed_dim=4)
-train_loader, val_loader, test_loader = make_loaders(features, ["purchase", "click"])
+train_loader, val_loader, test_loader = loaders_for(features, ["purchase", "click"])
 torch.manual_seed(2022)
 mmoe = MMOE(features, ["classification", "classification"], n_expert=8,
             expert_params={"dims": [16]}, tower_params_list=[{"dims": [8]}, {"dims": [8]}],
