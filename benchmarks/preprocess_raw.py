@@ -85,10 +85,10 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
     total_lines, total_mb = sum(lines.values()), sum(sizes.values()) / 2**20
-    print(f"\n{'step':<8} {'lines/s':>10} {'MB/s':>6} {'seconds':>8} {'peak RSS MB':>12} "
+    print(f"\n{'step':<8} {'lines/s':>10} {'MB/s':>7} {'seconds':>8} {'peak RSS MB':>12} "
           f"{'RSS - imports':>14}")
     for mode, r in results.items():
-        print(f"{mode:<8} {total_lines / r['seconds']:>10,.0f} {total_mb / r['seconds']:>6.1f} "
+        print(f"{mode:<8} {total_lines / r['seconds']:>10,.0f} {total_mb / r['seconds']:>7.2f} "
               f"{r['seconds']:>8.3f} {r['peak_rss_mb']:>12,.0f} "
               f"{r['peak_rss_mb'] - r['rss_after_imports_mb']:>14,.0f}")
     process, read = results["process"], results["read"]

@@ -66,7 +66,7 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
     }
     prepare_folder(Path(path).parent, "the checkpoint's folder")
     with replace_when_done([path]) as temporary:
-        torch.save(payload, temporary[Path(path)])
+        torch.save(payload, temporary[path])
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:

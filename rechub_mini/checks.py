@@ -12,16 +12,25 @@ import math
 import numbers
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 
 from .errors import DataError
 
 
 def check_count(name: str, value: object, minimum: int = 1) -> int:
-    """A whole number of at least `minimum` (epochs, patience, batch size, experts, rows)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    """A whole number of at least `minimum` (epochs, patience, batch size, experts, rows).
+
+    Numpy and torch scalars and whole floats (32.0) are taken as the int they hold; 2.7 is
+    refused, not rounded down.
+    """
+    number = value.item() if isinstance(value, (np.generic, torch.Tensor)) and \
+        getattr(value, "ndim", 1) == 0 else value
+    whole = isinstance(number, numbers.Integral) or (
+        isinstance(number, numbers.Real) and math.isfinite(number) and float(number).is_integer())
+    if isinstance(number, bool) or not whole or number < minimum:
         raise DataError(f"{name} must be a whole number of at least {minimum}, got {value!r}.")
-    return int(value)
+    return int(number)
 
 
 def check_non_negative(name: str, value: object) -> float:

@@ -212,8 +212,8 @@ def make_parser() -> argparse.ArgumentParser:
 INTERRUPTED = {
     "train": "the epochs finished so far are in --save; run the same command with --resume "
              "to go on",
-    "synth": "no file of this run was kept",
-    "preprocess": "no file of this run was kept",
+    "synth": "the output folder holds its earlier files or all of this run's, never a mix",
+    "preprocess": "the output folder holds its earlier files or all of this run's, never a mix",
 }
 
 

@@ -54,23 +54,31 @@ def ctrl_c_held() -> Iterator[None]:
     there would otherwise leave some files new and some old. Signal handlers can only be set
     in the main thread; elsewhere the block runs unprotected.
     """
-    if threading.current_thread() is not threading.main_thread():
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous in (
+            None, signal.SIG_IGN):  # not set from Python, or ignored: nothing to hold back
         yield
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    except ValueError:  # e.g. a subinterpreter: run the block unprotected
+        yield
+        return
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-    if caught:
-        signal.raise_signal(signal.SIGINT)  # now handled as it would have been
+        if caught:  # several presses arrive as one
+            signal.raise_signal(signal.SIGINT)  # now handled as it would have been
 
 
 @contextmanager
-def replace_when_done(paths: Iterable[str | os.PathLike]) -> Iterator[dict[Path, Path]]:
-    """Give a temporary path next to each of `paths` to write to; when the block ends without
-    an error, flush each file to disk and rename them all over `paths`.
+def replace_when_done(paths: Iterable[str | os.PathLike]
+                      ) -> Iterator[dict[str | os.PathLike, Path]]:
+    """Give a temporary path next to each of `paths` to write to (a dict keyed by the paths as
+    given); when the block ends without an error, flush each file to disk and rename them all
+    over `paths`.
 
     An error or Ctrl-C in the block keeps every old file and removes the temporary ones, so
     files that belong together (a dataset's splits and their meta.json) are never left new
@@ -80,11 +88,14 @@ def replace_when_done(paths: Iterable[str | os.PathLike]) -> Iterator[dict[Path,
         with replace_when_done([path]) as temporary:
             torch.save(payload, temporary[path])
     """
-    temporary: dict[Path, Path] = {}
+    paths = list(paths)
+    if len({Path(p).resolve() for p in paths}) != len(paths):
+        raise ValueError(f"replace_when_done got the same file twice: {paths}")
+    temporary: dict = {}  # the path as given -> its temporary file
     try:
-        for path in map(Path, paths):
-            handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                            suffix=".tmp")
+        for path in paths:
+            handle, name = tempfile.mkstemp(dir=Path(path).parent,
+                                            prefix=f".{Path(path).name}.", suffix=".tmp")
             os.close(handle)
             temporary[path] = Path(name)
         yield dict(temporary)

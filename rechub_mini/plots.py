@@ -79,8 +79,9 @@ def plot_roc(labels: np.ndarray, scores_by_model: Mapping[str, np.ndarray], titl
         if scores.shape != labels.shape:
             raise DataError(f"Scores of {name!r} have shape {scores.shape}, labels "
                             f"{labels.shape}; pass one score per labelled row.")
+        area = auc(labels, scores, name)  # first: its errors name the model and the rows
         fpr, tpr, _ = roc_curve(labels, scores)
-        ax.plot(fpr, tpr, label=f"{name} (AUC {auc(labels, scores, name):.3f})")
+        ax.plot(fpr, tpr, label=f"{name} (AUC {area:.3f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random (AUC 0.5)")
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")

@@ -190,7 +190,8 @@ def test_ctrl_c_in_synth_or_preprocess_keeps_no_file_of_that_run(tmp_path, capsy
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", second_split_interrupted)
     assert main(["synth", "--rows", "500", "--out", str(tmp_path / "synth")]) == 130
-    assert capsys.readouterr().err.strip() == "interrupted: no file of this run was kept."
+    assert capsys.readouterr().err.strip() == ("interrupted: the output folder holds its earlier "
+                                              "files or all of this run's, never a mix.")
     assert len(written) == 2 and list((tmp_path / "synth").iterdir()) == []
     monkeypatch.setattr(pd.DataFrame, "to_csv", real_to_csv)
 
@@ -206,5 +207,6 @@ def test_ctrl_c_in_synth_or_preprocess_keeps_no_file_of_that_run(tmp_path, capsy
     monkeypatch.setattr(preprocess.RowEncoder, "line", interrupted_after_ten_rows)
     assert main(["preprocess", "--raw", str(tmp_path / "raw"), "--out",
                  str(tmp_path / "out")]) == 130
-    assert capsys.readouterr().err.strip() == "interrupted: no file of this run was kept."
+    assert capsys.readouterr().err.strip() == ("interrupted: the output folder holds its earlier "
+                                              "files or all of this run's, never a mix.")
     assert len(written) == 12 and list((tmp_path / "out").iterdir()) == []

@@ -67,7 +67,8 @@ def test_loader_rejects_mismatched_lengths_and_empty_data():
         with pytest.raises(DataError, match=f"batch_size must be a whole number of at least 1, "
                                             f"got {batch_size!r}"):
             BatchLoader({"a": [1, 2, 3]}, batch_size=batch_size)
-    assert BatchLoader({"a": [1, 2, 3]}, batch_size=np.int32(2)).batch_size == 2
+    for whole in (np.int32(2), 2.0, np.float64(2), torch.tensor(2)):  # the int they hold
+        assert BatchLoader({"a": [1, 2, 3]}, batch_size=whole).batch_size == 2
 
 
 def test_check_features_names_missing_and_unexpected_columns():

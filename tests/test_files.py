@@ -112,3 +112,53 @@ def test_every_file_is_flushed_to_disk_before_it_is_renamed(tmp_path, monkeypatc
         for path in paths:
             temporary[path].write_text("new", encoding="utf-8")
     assert events == ["fsync", "fsync", "replace", "replace"]
+
+
+def test_a_held_ctrl_c_is_not_lost_when_a_rename_fails(tmp_path, monkeypatch):
+    paths = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    replace = os.replace
+    calls = []
+
+    def ctrl_c_then_a_full_disk(source, target):
+        calls.append(target)
+        if len(calls) == 1:
+            signal.raise_signal(signal.SIGINT)
+            return replace(source, target)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.os, "replace", ctrl_c_then_a_full_disk)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        with replace_when_done(paths) as temporary:
+            for path in paths:
+                temporary[path].write_text("new", encoding="utf-8")
+    assert isinstance(stopped.value.__context__, OSError)  # the failure is not hidden either
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_an_ignored_ctrl_c_stays_ignored(tmp_path, monkeypatch):
+    replace = os.replace
+
+    def ctrl_c_during_the_rename(source, target):
+        signal.raise_signal(signal.SIGINT)
+        replace(source, target)
+
+    monkeypatch.setattr(files.os, "replace", ctrl_c_during_the_rename)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with replace_when_done([tmp_path / "a.csv"]) as temporary:
+            temporary[tmp_path / "a.csv"].write_text("new", encoding="utf-8")
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert (tmp_path / "a.csv").read_text(encoding="utf-8") == "new"
+
+
+def test_paths_are_looked_up_as_given_and_none_may_repeat(tmp_path):
+    name = str(tmp_path / "a.csv")
+    with replace_when_done([name]) as temporary:
+        temporary[name].write_text("new", encoding="utf-8")
+    assert (tmp_path / "a.csv").read_text(encoding="utf-8") == "new"
+    with pytest.raises(ValueError, match="the same file twice"):
+        with replace_when_done([name, tmp_path / "a.csv"]):
+            pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv"]  # no temporary file left

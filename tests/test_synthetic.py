@@ -271,3 +271,10 @@ def test_synth_never_overwrites_a_meta_json_of_someone_else(tmp_path):
     with pytest.raises(DataError, match="holds a meta.json that the synthetic generator did not"):
         write_synthetic(tmp_path, rows=300)
     assert (tmp_path / "meta.json").read_text(encoding="utf-8") == '{"mine": "precious"}'
+
+
+def test_split_fractions_may_come_as_an_iterator(tmp_path):
+    meta = write_synthetic(tmp_path / "out", rows=200, split_fractions=iter([0.6, 0.2, 0.2]))
+    assert meta["parameters"]["split_fractions"] == [0.6, 0.2, 0.2]
+    assert [s["rows"] for s in meta["splits"].values()] == [120, 40, 40]
+    assert "--split-fractions 0.6,0.2,0.2 " in meta["command"]

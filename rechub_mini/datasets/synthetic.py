@@ -26,7 +26,7 @@ import math
 import numbers
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +87,8 @@ def generate_ali_ccp(rows: int, seed: int = 0, preset: str = "tutorial",
     click and post-click purchase probabilities, for oracle AUCs (see `oracle_aucs`).
     `None` for vocab_scale or task_relatedness means the default.
     """
-    vocab_scale, task_relatedness = _checked(rows, seed, preset, vocab_scale, task_relatedness)
+    rows, seed, vocab_scale, task_relatedness = _checked(rows, seed, preset, vocab_scale,
+                                                         task_relatedness)
     rng = np.random.default_rng(seed)
     size = table_sizes(vocab_scale)
     n_users, n_items = size["101"], size["205"]
@@ -251,7 +252,10 @@ def write_synthetic(out_dir: str | os.PathLike, rows: int, seed: int = 0,
     vocabulary size (max id + 1) of each field.
     Returns the meta dict. `None` for vocab_scale or task_relatedness means the default.
     """
-    vocab_scale, task_relatedness = _checked(rows, seed, preset, vocab_scale, task_relatedness)
+    rows, seed, vocab_scale, task_relatedness = _checked(rows, seed, preset, vocab_scale,
+                                                         task_relatedness)
+    if isinstance(split_fractions, Iterator):  # it would be used up by split_bounds
+        split_fractions = list(split_fractions)
     bounds = split_bounds(rows, split_fractions)
     fractions = [float(x) for x in split_fractions]
     out = prepare_folder(out_dir, "the output folder")
@@ -313,15 +317,16 @@ def check_nothing_overwritten(out: Path, names: set[str]) -> None:
                     f"not overwrite them; give another --out folder, or delete those files first.")
 
 
-def _checked(rows, seed, preset, vocab_scale, task_relatedness) -> tuple[float, float]:
-    """Raise DataError for a bad argument; return vocab_scale, task_relatedness (None: default)."""
+def _checked(rows, seed, preset, vocab_scale, task_relatedness
+             ) -> tuple[int, int, float, float]:
+    """Raise DataError for a bad argument; return rows, seed, vocab_scale, task_relatedness as
+    plain numbers (None: the default)."""
     vocab_scale = DEFAULT_VOCAB_SCALE if vocab_scale is None else vocab_scale
     task_relatedness = DEFAULT_TASK_RELATEDNESS if task_relatedness is None else task_relatedness
 
     def is_number(x):
         return isinstance(x, numbers.Real) and not isinstance(x, bool)
-    check_count("rows", rows, minimum=MIN_ROWS)
-    check_count("seed", seed, minimum=0)
+    rows, seed = check_count("rows", rows, minimum=MIN_ROWS), check_count("seed", seed, minimum=0)
     if preset not in PRESETS:
         raise DataError(f"preset must be one of {sorted(PRESETS)} ('real': Ali-CCP's CTR 4.05% "
                         f"and CVR 0.53%; 'tutorial': enriched rates); got {preset!r}.")
@@ -332,7 +337,7 @@ def _checked(rows, seed, preset, vocab_scale, task_relatedness) -> tuple[float, 
         raise DataError(f"task_relatedness must be between -1 and 1 (1 = CTR and CVR share "
                         f"their signal, 0 = independent, -1 = opposite); got "
                         f"{task_relatedness!r}.")
-    return float(vocab_scale), float(task_relatedness)
+    return rows, seed, float(vocab_scale), float(task_relatedness)
 
 
 def _zipf_ids(rng: np.random.Generator, count: int, size: int, exponent: float) -> np.ndarray:

@@ -56,6 +56,7 @@ Reading time: 15 minutes. Running time: under a minute.
 """),
     code("""
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -293,6 +294,7 @@ two epochs with `resume=True` trains only the second.
 """),
     code("""
 run_folder = work / "esmm-run"
+shutil.rmtree(run_folder, ignore_errors=True)  # so that this cell can be run again
 train, val, test = DataGenerator(*inputs["train"]).generate_dataloader(
     *inputs["val"], *inputs["test"], batch_size=1024)
 
@@ -310,8 +312,8 @@ esmm_trainer(n_epoch=1).fit(train, val)
 print(sorted(p.name for p in run_folder.iterdir()))
 print("-- later: two epochs in all, going on from the first --")
 trainer = esmm_trainer(n_epoch=2)
-history = trainer.fit(train, val, resume=True)
-print("epochs trained in this call:", history["epoch"][1:], "of", history["epoch"])
+history = trainer.fit(train, val, resume=True)  # "resuming after epoch 1": only epoch 2 runs
+print("history of both calls:", history["epoch"], "best epoch", history["best_epoch"])
 """),
     md(en="""
 `load_model` rebuilds the model from `model.pth` alone: the file holds the model's class and
@@ -448,8 +450,6 @@ print(result.stdout.replace(str(full), "DATA").split("\\n\\n")[-1])
 # only CTR rests on many labels here: CVR and CTCVR hang on the handful of test purchases
 """, tags=["solution"]),
     code("""
-import shutil
-
 # ignore_errors: on Windows, files this kernel still memory-maps cannot be deleted yet; they
 # stay in the system's temporary folder
 shutil.rmtree(work, ignore_errors=True)
