@@ -290,8 +290,7 @@ class MTLTrainer:
             self.model.start_at_base_rates(train_dataloader.y.to(self.device))
         history = run["history"]
         key = self.earlystop_taskid
-        higher_is_better = self.model.task_types[key] == "classification"
-        warned_nan = False
+        self._warned_nan = False
         for epoch in range(run["next_epoch"], 0 if run["finished"] else self.n_epoch):
             train_dataloader.set_epoch(epoch)
             losses = self.train_one_epoch(train_dataloader, epoch)
@@ -306,23 +305,7 @@ class MTLTrainer:
                 for name, value in scores.as_dict().items():
                     history["val"][name].append(value)
                 line = f"{line}  |  val {scores}"
-                score, best = scores[key], run["best_score"]
-                if math.isnan(score):  # e.g. no purchase among the validation's clicked rows
-                    improved = best is None  # nothing to judge by yet: keep the latest epoch
-                    if not warned_nan:
-                        warned_nan = True
-                        warnings.warn(
-                            f"val {names[key]} is NaN at epoch {epoch + 1} (its validation "
-                            f"rows hold one class only), so early stopping cannot judge the "
-                            f"epoch: it counts as no better, and while no epoch has a score "
-                            f"the latest is kept. Use more validation rows or another "
-                            f"earlystop_taskid.", MetricWarning,
-                            stacklevel=2)
-                else:
-                    improved = best is None or (score > best if higher_is_better else
-                                                score < best)
-                    if improved:
-                        run["best_score"] = score
+                improved = self._improved(scores[key], run, epoch)
             self._print(line)
             if improved:
                 run["waited"] = 0
@@ -348,6 +331,27 @@ class MTLTrainer:
             self.model.load_state_dict(best_state)
         self.history = history
         return history
+
+    def _improved(self, score: float, run: dict, epoch: int) -> bool:
+        """Whether this epoch's early-stopping score beats the best so far (and becomes the best):
+        higher for an AUC, lower for an MSE. A NaN score (the validation rows hold one class
+        only) counts as no better, except while no epoch has a score: the latest is kept."""
+        best = run["best_score"]
+        if math.isnan(score):  # e.g. no purchase among the validation's clicked rows
+            if not self._warned_nan:
+                self._warned_nan = True
+                warnings.warn(f"val {self.model.task_names[self.earlystop_taskid]} is NaN at "
+                              f"epoch {epoch + 1} (its validation rows hold one class only), so "
+                              f"early stopping cannot judge the epoch: it counts as no better, "
+                              f"and while no epoch has a score the latest is kept. Use more "
+                              f"validation rows or another earlystop_taskid.", MetricWarning,
+                              stacklevel=3)
+            return best is None
+        higher_is_better = self.model.task_types[self.earlystop_taskid] == "classification"
+        if best is None or (score > best if higher_is_better else score < best):
+            run["best_score"] = score
+            return True
+        return False
 
     def _print(self, line: str) -> None:
         if self.verbose and self.rank == 0:
