@@ -56,8 +56,8 @@ def worker(data_dir: str, out: str, threads: int) -> None:
 
 def launch(processes: int, data_dir: Path, threads: int) -> dict:
     out = data_dir / f"result-{processes}.json"
-    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}",
-               "--master_addr=127.0.0.1", "--master_port=29571", __file__, "--worker",
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={processes}", __file__, "--worker",
                str(data_dir), str(out), str(threads)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     subprocess.run(command, check=True, env=env, capture_output=True)

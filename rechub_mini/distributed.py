@@ -1,6 +1,6 @@
 """Training on several processes with PyTorch's own engine: torchrun + DistributedDataParallel.
 
-`torchrun --nproc_per_node=N -m rechub_mini train ...` starts N processes; each calls
+`torchrun --standalone --nproc_per_node=N -m rechub_mini train ...` starts N processes; each calls
 `init_from_env`, reads its own shard of the batches, and the gradients are averaged after every
 backward pass. On CPU the backend is gloo: DDP averages the dense layers' gradients, and
 `average_sparse_gradients` the embedding tables' sparse ones, with plain all-gathers. gloo's

@@ -1,6 +1,5 @@
 """Two processes with torchrun and gloo over loopback: same weights on both ranks, AUCs close to
 a single-process run, and a crashing rank ends the run instead of hanging it."""
-import socket
 import subprocess
 import sys
 import textwrap
@@ -47,16 +46,12 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def torchrun_command(nproc, *program):
-    """torchrun over loopback; `program` is a script path, or "-m", module and arguments."""
-    return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-            "--master_addr=127.0.0.1", f"--master_port={free_port()}", *map(str, program)]
+    """torchrun on this machine alone (--standalone: it picks a free port itself, so tests
+    running at the same time cannot collide); `program` is a script path, or "-m", module and
+    arguments."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={nproc}", *map(str, program)]
 
 
 def launch(tmp_path, sample_dir, nproc, crash_rank=-1, timeout=300):

@@ -349,8 +349,8 @@ sparse all-reduce, so the embeddings switch to dense gradients there. `--batch-s
 batch over all processes.
 
 ```bash
-# one machine, 2 processes
-torchrun --nproc_per_node=2 -m rechub_mini train --model esmm --data data/ali-ccp-full
+# one machine, 2 processes (--standalone: torchrun picks a free port itself)
+torchrun --standalone --nproc_per_node=2 -m rechub_mini train --model esmm --data data/ali-ccp-full
 # two machines with 4 GPUs each: run on both, with the first machine's address
 torchrun --nnodes=2 --nproc_per_node=4 --rdzv_backend=c10d --rdzv_endpoint=HOST:29500 \\
     -m rechub_mini train --model esmm --data data/ali-ccp-full --device cuda
@@ -371,8 +371,8 @@ processes measure the overhead of synchronisation, not a speed-up.
 `--batch-size` 是所有进程加起来的批大小。
 
 ```bash
-# 一台机器，2 个进程
-torchrun --nproc_per_node=2 -m rechub_mini train --model esmm --data data/ali-ccp-full
+# 一台机器，2 个进程（--standalone：torchrun 自己挑一个空闲端口）
+torchrun --standalone --nproc_per_node=2 -m rechub_mini train --model esmm --data data/ali-ccp-full
 # 两台各有 4 块 GPU 的机器：在两台机器上都运行，地址填第一台机器的
 torchrun --nnodes=2 --nproc_per_node=4 --rdzv_backend=c10d --rdzv_endpoint=HOST:29500 \\
     -m rechub_mini train --model esmm --data data/ali-ccp-full --device cuda
@@ -382,16 +382,12 @@ torchrun --nnodes=2 --nproc_per_node=4 --rdzv_backend=c10d --rdzv_endpoint=HOST:
 开销，而不是加速。
 """),
     code("""
-import socket
 import subprocess
 import sys
 
-with socket.socket() as probe:  # a port no other program is using, on this machine only
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           "--master_addr=127.0.0.1", f"--master_port={port}", "-m", "rechub_mini", "train",
-           "--model", "esmm", "--data", str(full), "--epochs", "1", "--seed", "2022"]
+command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "rechub_mini", "train", "--model", "esmm", "--data", str(full),
+           "--epochs", "1", "--seed", "2022"]
 result = subprocess.run(command, capture_output=True, text=True)
 print("exit status:", result.returncode)
 if result.returncode != 0:  # what went wrong: the lines that name an error, then the end
