@@ -139,20 +139,22 @@ def test_sparse_gradients_are_averaged_over_the_ranks(tmp_path):
 
 def test_a_folder_problem_found_by_rank_0_stops_every_rank_with_its_message(tmp_path,
                                                                              sample_dir):
-    """Only rank 0 writes (and checks) the model folder; the other ranks must stop with the
-    same one-line error, not die in their next collective with a transport error."""
+    """Only rank 0 reads the data first and writes (and checks) the model folder; the other
+    ranks must stop with the same one-line error, not die in their next collective with a
+    transport error."""
     from rechub_mini.cli import main
 
     save = tmp_path / "run"
     assert main(["train", "--data", str(sample_dir), "--epochs", "1", "--save", str(save)]) == 0
-    command = torchrun_command(2, "-m", "rechub_mini", "train", "--data", sample_dir,
-                               "--epochs", "1", "--save", save)
     env = python_env(RECHUB_MINI_DIST_TIMEOUT_MIN="2", OMP_NUM_THREADS="1")
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode != 0
-    # each rank prints the line, unless torchrun stops rank 1 first once rank 0 has failed
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert 1 <= len(errors) <= 2 and all(
-        e.startswith("error: --save ") and "already holds an earlier run" in e
-        for e in errors), result.stderr[-3000:]
-    assert "Connection reset" not in result.stderr and "[rank1]: Traceback" not in result.stderr
+    for options, message in [
+            (["--data", sample_dir, "--save", save], "already holds an earlier run"),
+            (["--data", tmp_path / "no-such-folder"], "does not exist")]:
+        command = torchrun_command(2, "-m", "rechub_mini", "train", "--epochs", "1", *options)
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+        assert result.returncode != 0
+        # each rank prints the line, unless torchrun stops rank 1 first once rank 0 has failed
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert 1 <= len(errors) <= 2 and all(message in e for e in errors), result.stderr[-3000:]
+        assert "Connection reset" not in result.stderr, result.stderr[-3000:]
+        assert "[rank1]: Traceback" not in result.stderr, result.stderr[-3000:]
