@@ -2,7 +2,8 @@
 
     python tutorials/make_student.py [OUT_DIR]     # default: tutorials/student/{en,zh}
 
-Cells tagged "solution" are replaced by an empty code cell for the student to fill in.
+Cells tagged "solution" are replaced by a code cell holding only "# your answer here" (tagged
+"exercise") for the student to fill in.
 The student folder is not committed.
 """
 from __future__ import annotations

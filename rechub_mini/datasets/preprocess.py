@@ -14,7 +14,8 @@ How (memory holds only the id counts and the common-features index; skeletons ar
 2. Pass 2 writes train. One pass over the raw test skeleton writes val and test (SPLIT_RULE).
 Rows with conversion = 1 but click = 0 are dropped and counted. Nothing appears under a final
 name until every file is complete: all are written to temporary files, then renamed.
-Plain Python, so the full data (85M impressions, three passes) takes tens of minutes.
+Plain Python on one core (~8 MB of raw logs per second, benchmarks/preprocess_raw.py), so the
+full data (~40 GB, 85.3M impressions; the train skeleton is read twice) takes over an hour.
 """
 from __future__ import annotations
 

@@ -123,7 +123,7 @@ ESMM reads two groups of sparse features: the user side (user profile, history, 
 and the item side (item fields and the user × item combinations). The labels keep
 torch-rechub's order: `y[:, 0]` = purchase, `y[:, 1]` = click.
 """, zh=r"""
-ESMM 读取两组稀疏特征：用户侧（用户画像、历史行为、位置）和物品侧（物品字段以及用户 × 物品的交叉字段）。
+ESMM 读取两组稀疏特征：用户侧（用户画像、历史行为、位置）和商品侧（商品字段以及用户 × 商品的交叉字段）。
 标签沿用 torch-rechub 的顺序：`y[:, 0]` 是购买，`y[:, 1]` 是点击。
 """),
     code(r"""
@@ -393,7 +393,7 @@ way and compare its test AUCs with the concatenating ESMM above.
 """, zh=r"""
 ## 练习
 
-**练习 1.** `ESMM(..., pooling="sum")` 在进入塔之前，把用户侧所有字段的嵌入相加、物品侧所有字段的嵌入也相加，
+**练习 1.** `ESMM(..., pooling="sum")` 在进入塔之前，把用户侧所有字段的嵌入相加、商品侧所有字段的嵌入也相加，
 而不是把它们拼接起来（一种更紧凑的变体，塔的输入因此少得多）。用同样的方式训练这个版本，
 并把它的测试集 AUC 与上面拼接嵌入的 ESMM 对比。
 """),

@@ -10,7 +10,7 @@ load quickly, how to stop a long run and go on with it later, and how to train o
 processes or machines.
 
 Everything here runs on small stand-ins (a tiny raw-format fixture and synthetic data at the
-real click and purchase rates), so the notebook finishes in seconds. Set `RAW_DIR` below to
+real click and purchase rates), so the notebook finishes in under a minute. Set `RAW_DIR` below to
 the folder holding the real raw files and the same code processes the real data.
 
 Reading time: 15 minutes. Running time: under a minute.
@@ -22,7 +22,7 @@ Reading time: 15 minutes. Running time: under a minute.
 多台机器上训练。
 
 这里的一切都在小规模替身上运行（一个很小的原始格式样例，以及按真实点击率和转化率生成的合成数据），
-所以整本笔记几秒钟就能跑完。把下面的 `RAW_DIR` 设为存放真实原始文件的文件夹，同样的代码就会处理
+所以整本笔记不到一分钟就能跑完。把下面的 `RAW_DIR` 设为存放真实原始文件的文件夹，同样的代码就会处理
 真实数据。
 
 阅读时间：15 分钟。运行时间：不到一分钟。
@@ -204,7 +204,7 @@ print(sorted(p.name for p in (full / "ali_ccp_train.csv.npy.cache").iterdir())[:
     md(en="""
 ## 4. Training at the real rates
 
-At the real rates, 240,000 training impressions hold about 10,000 clicks but only about 50
+At the real rates, 240,000 training impressions hold about 10,000 clicks but fewer than 60
 purchases. ESMM trains on every impression, so its CTR tower has plenty of clicks to learn
 from; purchases are rare everywhere, so the CVR AUC (about 1,200 clicked test impressions) and
 the CTCVR AUC (all test impressions) both rest on a handful of test purchases and are noisy.
@@ -213,7 +213,7 @@ the ESMM paper needs the full dataset, and why the lessons use an enriched sampl
 """, zh="""
 ## 4. 在真实比例下训练
 
-在真实比例下，24 万次训练曝光里大约有 1 万次点击，却只有约 50 次购买。ESMM 在全部曝光上训练，
+在真实比例下，24 万次训练曝光里大约有 1 万次点击，却只有不到 60 次购买。ESMM 在全部曝光上训练，
 CTR 塔有足够多的点击可学；而购买在哪里都很少，所以 CVR 的 AUC（约 1,200 次被点击的测试曝光）和
 CTCVR 的 AUC（全部测试曝光）都只依赖寥寥几次测试购买，波动都很大。每个分数旁边都列出了理论上限 AUC（由真实概率决定的上限）。这正是
 ESMM 论文需要全量数据、而本教程使用提高了正样本比例的样本的原因。
@@ -238,7 +238,7 @@ for task, key in {"cvr": "cvr_clicked", "ctr": "ctr", "ctcvr": "ctcvr"}.items():
 On the full training set (42.3M rows) one epoch of ESMM takes minutes on a laptop, not an
 hour. Three things make the difference. Batches are slices of tensors, not rows collated one
 by one. The embedding tables (1.5M rows at the real vocabulary sizes) get sparse gradients,
-and `EmbeddingAdam` (`rechub_mini/optim.py`) updates only the few thousand rows a batch used,
+and `EmbeddingAdam` (`rechub_mini/optim.py`) updates only the rows a batch used (about ten thousand),
 with the same formula as PyTorch's `SparseAdam`; plain Adam would rewrite every row and both
 of its moment vectors at every step. And the ids that repeat within a batch are merged
 without sorting them. `benchmarks/README.md` compares the speed with torch-rechub's on the
@@ -256,7 +256,7 @@ remedy the paper names: fewer rare ids, through `min_count`.
 """, zh="""
 在全量训练集（4230 万行）上，ESMM 的一轮训练在笔记本电脑上只需几分钟，而不是一小时。差别来自三点：
 批次就是张量的切片，而不是把样本一行一行拼起来；嵌入表（按真实词表大小约 150 万行）使用稀疏梯度，
-`EmbeddingAdam`（`rechub_mini/optim.py`）只更新一个批次用到的几千行，公式与 PyTorch 的 `SparseAdam`
+`EmbeddingAdam`（`rechub_mini/optim.py`）只更新一个批次用到的那些行（约一万行），公式与 PyTorch 的 `SparseAdam`
 相同，而普通的 Adam 每一步都要重写每一行以及它的两个矩向量；批次内重复出现的 id 在合并时不需要排序。
 `benchmarks/README.md` 在同一台机器上与 torch-rechub 的速度做了对比。
 
