@@ -8,7 +8,9 @@ tutorials/*/04_full_dataset.ipynb; `make demo` runs `train` on the bundled sampl
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -141,7 +143,9 @@ def preprocess(args: argparse.Namespace) -> None:
 
 def make_parser() -> argparse.ArgumentParser:
     """The parser of the three commands, each with its options and their defaults."""
-    parser = argparse.ArgumentParser(prog="python -m rechub_mini",
+    # the name the user typed: the `rechub-mini` script or `python -m rechub_mini`
+    typed = os.path.basename(sys.argv[0]).startswith("rechub-mini")
+    parser = argparse.ArgumentParser(prog="rechub-mini" if typed else "python -m rechub_mini",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -156,7 +160,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = command("train", "train a model on processed Ali-CCP CSVs")
     p.add_argument("--model", choices=MODELS, default="esmm", help="which model")
-    p.add_argument("--data", default="data/ali-ccp", help="folder with ali_ccp_*.csv")
+    p.add_argument("--data", default="data/ali-ccp",
+                   help="folder with ali_ccp_*.csv (the default is the repository's sample; "
+                        "`synth` and `preprocess` make such folders)")
     p.add_argument("--epochs", type=int, default=10, help="most epochs to train")
     p.add_argument("--batch-size", type=int, default=1024,
                    help="rows per step, over all processes under torchrun")
@@ -215,11 +221,18 @@ INTERRUPTED = {
 }
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as one line, like the errors: the package's source line means nothing here."""
+    return f"warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit status (2 for an input error, 130 for Ctrl-C)."""
     args = make_parser().parse_args(argv)
     try:
-        args.run(args)
+        with warnings.catch_warnings():  # restores Python's own format afterwards
+            warnings.formatwarning = one_line_warning
+            args.run(args)
     except (DataError, TrainingError, CheckpointError) as err:
         if args.debug:
             raise

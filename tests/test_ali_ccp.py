@@ -260,7 +260,25 @@ def test_a_cache_that_cannot_be_written_warns_and_the_arrays_still_come(tmp_path
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(csv_arrays, "write_cache", disk_full)
+    monkeypatch.setattr(csv_arrays, "_unwritable_folders", set())
+    write_split(tmp_path, "other.csv", rows=20)
     with pytest.warns(UserWarning, match=r"Could not write the array cache next to big.csv "
-                                         r"\(.*No space left.*\); the next load parses"):
+                                         r"\(.*No space left.*\): the CSVs of '.*' are parsed "
+                                         r"at every load. Copy the folder") as caught:
         arrays = read_csv_arrays(tmp_path / "big.csv", cache=True)
+        read_csv_arrays(tmp_path / "other.csv", cache=True)  # same folder: no second warning
+    assert len(caught) == 1
     np.testing.assert_array_equal(arrays["101"], frame["101"].to_numpy())
+
+
+def test_a_cache_that_no_longer_matches_a_small_csv_is_removed(tmp_path):
+    """A CSV that shrank below the cache threshold would leave its old cache (as large as the
+    old CSV) behind for ever; a fresh cache of a small file stays."""
+    write_split(tmp_path, "big.csv", rows=50)
+    read_csv_arrays(tmp_path / "big.csv", cache=True)
+    read_csv_arrays(tmp_path / "big.csv")  # small, so not cached, but the cache still fits
+    assert read_cache(tmp_path / "big.csv") is not None
+    write_split(tmp_path, "big.csv", rows=30, seed=4)
+    arrays = read_csv_arrays(tmp_path / "big.csv")
+    assert len(arrays["101"]) == 30
+    assert not (tmp_path / "big.csv.npy.cache").exists()

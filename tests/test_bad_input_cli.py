@@ -84,6 +84,18 @@ def test_purchase_without_click_rows_are_dropped_and_training_goes_on(data_dir, 
     assert "train 399 rows" in capsys.readouterr().out
 
 
+def test_the_command_line_prints_a_warning_as_one_line(data_dir):
+    from test_cli import run_cli
+
+    edit(data_dir, "train", set_cell("click", 4, 0))
+    edit(data_dir, "train", set_cell("purchase", 4, 1))
+    result = run_cli("train", "--data", str(data_dir), "--epochs", "1")
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "dropped 1 rows" in line]
+    assert len(warned) == 1 and warned[0].startswith("warning: ali_ccp_train"), result.stderr
+    assert "UserWarning" not in result.stderr and ".py:" not in result.stderr, result.stderr
+
+
 def test_a_save_folder_that_is_a_file_fails_before_the_data_is_read(data_dir, tmp_path, capsys):
     taken = tmp_path / "results.csv"
     taken.write_text("a file the user keeps")

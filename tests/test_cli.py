@@ -63,6 +63,17 @@ def test_errors_are_one_line_with_exit_status_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("error: Data folder") and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    # an installed package has no data folder: the message says how to make one
+    assert "rechub_mini synth --out FOLDER" in result.stderr
+
+
+@pytest.mark.parametrize("typed,name", [("/env/bin/rechub-mini", "rechub-mini"),
+                                        ("/src/rechub_mini/__main__.py", "python -m rechub_mini")])
+def test_usage_names_the_command_as_the_user_typed_it(monkeypatch, typed, name):
+    from rechub_mini.cli import make_parser
+
+    monkeypatch.setattr(sys, "argv", [typed, "--help"])
+    assert make_parser().format_usage().startswith(f"usage: {name} ")
 
 
 def test_debug_shows_the_traceback(tmp_path):

@@ -58,7 +58,10 @@ def find_split_files(data_dir: str | os.PathLike, sample: bool | None = None) ->
     if not folder.is_dir():
         where = "" if folder.is_absolute() else f" (relative to the current folder {os.getcwd()})"
         raise DataError(f"Data folder {str(data_dir)!r} does not exist{where}. Pass the folder "
-                        f"that holds ali_ccp_train.csv (or ali_ccp_train_sample.csv).")
+                        f"that holds ali_ccp_train.csv (or ali_ccp_train_sample.csv); to make "
+                        f"one, run `python -m rechub_mini synth --out FOLDER` (synthetic data) "
+                        f"or `python -m rechub_mini preprocess --raw RAW --out FOLDER` (the "
+                        f"real Ali-CCP logs).")
     choices = [sample] if sample is not None else [False, True]
     for use_sample in choices:
         paths = {s: folder / split_file_name(s, use_sample) for s in SPLITS}

@@ -4,7 +4,8 @@ The full training split has ~42M rows: pandas' default int64/float64 parse of it
 times the memory of the final arrays. Here the rows are counted first, int32/float32/int8
 arrays are allocated once and filled chunk by chunk, so the peak stays near the arrays' own
 size. The arrays are then saved next to the CSV (`<file>.npy.cache/`) and memory-mapped on the
-next load, as long as the CSV's size and modification time are unchanged.
+next load, as long as the CSV's size and modification time are unchanged; a cache that no
+longer matches its CSV is replaced, or removed when the CSV is now too small to be cached.
 Taught in tutorials/*/04_full_dataset.ipynb.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ CACHE_FORMAT = "rechub_mini.csv_arrays/1"
 CACHE_MIN_BYTES = 50 * 1024 * 1024  # smaller files parse in well under a second
 DTYPES = {**{c: np.int8 for c in LABEL_COLUMNS}, **{c: np.int32 for c in SPARSE_COLUMNS},
           **{c: np.float32 for c in DENSE_COLUMNS}}
+_unwritable_folders: set[Path] = set()  # data folders already warned about, once per process
 
 
 def count_data_rows(path: Path) -> int:
@@ -172,6 +174,14 @@ def read_cache(path: Path) -> dict[str, np.ndarray] | None:
         return None
 
 
+def remove_stale_cache(path: Path) -> None:
+    """Delete the cache of `path` if it no longer matches the CSV (it would never be read
+    again, and can be as large as the CSV); a fresh one stays."""
+    folder = _cache_dir(path)
+    if folder.is_dir() and read_cache(path) is None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write the cache into a temp folder, then swap it in: never a half-written cache."""
     folder = _cache_dir(path)
@@ -203,11 +213,18 @@ def read_csv_arrays(path: str | os.PathLike, cache: bool | None = None,
     use_cache = path.stat().st_size >= CACHE_MIN_BYTES if cache is None else cache
     if use_cache and (arrays := read_cache(path)) is not None:
         return arrays
+    if not use_cache:
+        remove_stale_cache(path)
     arrays = parse_csv(path, chunk_rows)
     if use_cache:
         try:
             write_cache(path, arrays)
         except OSError as err:
-            warnings.warn(f"Could not write the array cache next to {path.name} ({err}); "
-                          f"the next load parses the CSV again.", stacklevel=2)
+            folder = path.parent.resolve()
+            if folder not in _unwritable_folders:
+                _unwritable_folders.add(folder)
+                warnings.warn(f"Could not write the array cache next to {path.name} ({err}): "
+                              f"the CSVs of {path.parent.name!r} are parsed at every load. "
+                              f"Copy the folder somewhere writable to cache them.",
+                              stacklevel=2)
     return arrays
