@@ -94,9 +94,10 @@ def test_rare_ids_map_to_0_and_frequent_ones_to_1_to_v(tmp_path):
     report = preprocess_raw(raw, tmp_path / "out", min_count=2)
     assert report["vocab_sizes"]["205"] == 4  # 90, 500, 700 + the unknown id 0
     codes = pd.read_csv(tmp_path / "out" / "ali_ccp_train.csv")["205"].tolist()
-    # Kept ids are numbered in numeric order of the raw id: 90 -> 1, 500 -> 2, 700 -> 3.
-    assert codes == [2, 2, 2, 3, 3, 1, 1, 0]
-    assert sorted(both_test_splits(tmp_path / "out")["205"]) == [0, 0, 2]  # 600 rare, 999 unseen
+    # Kept ids are numbered by how often they occur, ties in numeric order of the raw id:
+    # 500 (3 times) -> 1, 90 (twice) -> 2, 700 (twice) -> 3.
+    assert codes == [1, 1, 1, 3, 3, 2, 2, 0]
+    assert sorted(both_test_splits(tmp_path / "out")["205"]) == [0, 0, 1]  # 600 rare, 999 unseen
     with pytest.raises(DataError, match=r"min_count \(how often .*\) must be a whole number of "
                                         r"at least 1, got 0\."):
         preprocess_raw(raw, tmp_path / "out", min_count=0)

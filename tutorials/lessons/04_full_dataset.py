@@ -121,7 +121,8 @@ print(line.replace("\\x01", " | ").replace("\\x02", ":").replace("\\x03", "=")[:
 
 `preprocess_raw` streams the skeleton files (memory depends on the vocabulary, not on the file
 size), joins the common features, drops rows with a purchase but no click, label-encodes each
-sparse field (ids seen fewer than 10 times in the **training set** become 0 = unknown), scales
+sparse field (the most frequent id becomes 1; ids seen fewer than 10 times in the **training
+set** become 0 = unknown), scales
 each dense field with a MinMax fitted on the training set only, and splits the raw test file
 50/50 into validation set and test set by a stable hash of `sample_id`. The command line does
 the same: `python -m rechub_mini preprocess --raw RAW_DIR --out OUT_DIR`. It is plain Python on
@@ -131,8 +132,8 @@ one core, about 8 MB of raw logs per second on the 2-core machine of `benchmarks
 ## 2. 原始日志的预处理
 
 `preprocess_raw` 以流式方式读取 skeleton 文件（内存取决于词表大小，而不是文件大小），拼接公共
-特征，丢弃"有购买却没有点击"的行，对每个稀疏特征做标签编码（在**训练集**中出现少于 10 次的 id
-记为 0，即"未知"），用只在训练集上拟合的 MinMax 缩放每个稠密特征，并按 `sample_id` 的稳定哈希把
+特征，丢弃"有购买却没有点击"的行，对每个稀疏特征做标签编码（最常见的 id 编为 1；在**训练集**中出现少于
+10 次的 id 记为 0，即"未知"），用只在训练集上拟合的 MinMax 缩放每个稠密特征，并按 `sample_id` 的稳定哈希把
 原始测试文件五五分成验证集和测试集。命令行做的是同一件事：
 `python -m rechub_mini preprocess --raw RAW_DIR --out OUT_DIR`。它是单核运行的纯 Python 代码，在
 `benchmarks/README.md` 的双核机器上每秒处理约 8 MB 原始日志（`benchmarks/preprocess_raw.py`）：真实数据约 40 GB，
