@@ -51,7 +51,7 @@ notebooks: $(STAMP)
 	RECHUB_MINI_PROGRESS=0 $(PY) tutorials/build_notebooks.py $(LESSONS)
 
 student: $(STAMP)
-	$(PY) tutorials/make_student.py
+	$(PY) tutorials/make_student.py $(if $(FORCE),--force)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

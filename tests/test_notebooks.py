@@ -137,3 +137,26 @@ def test_student_copies_have_no_solutions_and_no_outputs(tmp_path):
             assert all(c["outputs"] == [] and c["execution_count"] is None
                        for c in code_cells(student))
             assert len(student["cells"]) == len(original["cells"])
+
+
+def test_student_copies_find_the_data_from_where_they_are_and_keep_answers(tmp_path):
+    out = tmp_path / "workshop" / "day1"  # not two levels below the repository, as the lessons
+    make_student.main(out)
+    lessons_with_data = 0
+    for language in ("en", "zh"):
+        for path in sorted((out / language).glob("*.ipynb")):
+            code = "".join("".join(c["source"]) for c in code_cells(
+                json.loads(path.read_text(encoding="utf-8"))))
+            assert make_student.DATA_IN_LESSONS not in code, path.name
+            found = re.search(r'DATA = (?:Path\()?"([^"]+)"', code)
+            if found:
+                lessons_with_data += 1
+                assert (out / language / found.group(1) / "meta.json").is_file(), path.name
+    assert lessons_with_data >= 8  # lessons 00-03 in both languages read the bundled data
+    answered = out / "en" / f"{LESSONS[1]}.ipynb"
+    answered.write_text(answered.read_text(encoding="utf-8").replace(
+        "# your answer here", "print('my answer')"), encoding="utf-8")
+    make_student.main(out)  # again, as after a git pull: the student's work stays
+    assert "my answer" in answered.read_text(encoding="utf-8")
+    make_student.main(out, force=True)
+    assert "my answer" not in answered.read_text(encoding="utf-8")
