@@ -212,16 +212,17 @@ MMoE 有多个专家读取同一份输入，每个任务有自己的门控来组
 """),
     code("""
 features = build_features(data.train, SPARSE_COLUMNS + DENSE_COLUMNS, embed_dim=4)
-train_loader, val_loader, test_loader = loaders_for(features, ["purchase", "click"])
+# names of its own, so that ESMM's cells above can still be run again
+mmoe_train, mmoe_val, mmoe_test = loaders_for(features, ["purchase", "click"])
 torch.manual_seed(2022)
 mmoe = MMOE(features, ["classification", "classification"], n_expert=8,
             expert_params={"dims": [16]}, tower_params_list=[{"dims": [8]}, {"dims": [8]}],
             task_names=["purchase", "click"])
-trainer = MTLTrainer(mmoe, optimizer_params={"lr": 3e-3, "weight_decay": 1e-5},
-                     n_epoch=10, earlystop_patience=3, seed=2022, verbose=False)
-history = trainer.fit(train_loader, val_loader)
-mmoe_scores = trainer.evaluate(trainer.model, test_loader)
-print(f"best epoch: {history['best_epoch']}")
+mmoe_trainer = MTLTrainer(mmoe, optimizer_params={"lr": 3e-3, "weight_decay": 1e-5},
+                          n_epoch=10, earlystop_patience=3, seed=2022, verbose=False)
+mmoe_history = mmoe_trainer.fit(mmoe_train, mmoe_val)
+mmoe_scores = mmoe_trainer.evaluate(mmoe_trainer.model, mmoe_test)
+print(f"best epoch: {mmoe_history['best_epoch']}")
 """),
     md(en="""
 AUCs can come out slightly different on different kinds of CPU (for MMoE the fourth decimal

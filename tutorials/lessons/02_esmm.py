@@ -162,6 +162,7 @@ have gradients: they flow back from the CTCVR loss through the product.
 CVR 塔没有自己的损失，它还能学吗？做一次反向传播后，它的权重有梯度：梯度从 CTCVR 损失经过乘积传回来。
 """),
     code(r"""
+total, parts = esmm.loss(x, y)  # again, so that this cell can be run again on its own
 total.backward()
 grad = sum(w.grad.abs().sum() for w in esmm.cvr_tower.parameters())
 print("CVR tower gradient is non-zero:", bool(grad > 0))
@@ -178,6 +179,8 @@ best epoch's weights are kept. `seed=0` fixes the shuffling, so the run is repro
 连续 3 个 epoch 没有提升就停止训练，并保留最好那个 epoch 的权重。`seed=0` 固定了打乱顺序，所以结果可以复现。
 """),
     code(r"""
+torch.manual_seed(0)  # a new ESMM, the same as above: running this cell again starts afresh
+esmm = ESMM(user, item, cvr_params={"dims": [16, 8]}, ctr_params={"dims": [16, 8]})
 esmm_trainer = MTLTrainer(esmm, optimizer_params={"lr": 3e-3, "weight_decay": 1e-5},
                           n_epoch=10, earlystop_patience=3, seed=0)
 esmm_history = esmm_trainer.fit(train, val)

@@ -164,6 +164,7 @@ $\log \frac{p}{1 - p}$（回归任务则设为均值）。下面单独执行这�
 平均预测：
 """),
     code(r"""
+mmoe = make_mmoe(features)  # a new one, so that this cell shows the same when run again
 print("label rates in the training data:", train.y.mean(0).double().numpy().round(4).tolist())
 with torch.no_grad():
     print("average prediction, as built:    ", mmoe(x).mean(0).double().numpy().round(4).tolist())
@@ -195,7 +196,7 @@ CTR oracle.
 点击以 CTR 的理论上限 AUC 为上限。
 """),
     code(r"""
-trainers = {"MMoE": fit_model(mmoe, loaders),
+trainers = {"MMoE": fit_model(make_mmoe(features), loaders),
             "shared bottom": fit_model(make_shared_bottom(features), loaders)}
 for name, t in trainers.items():
     print(f"{name:<14} {t.evaluate(t.model, test)}, best epoch {t.history['best_epoch']}")

@@ -55,6 +55,7 @@ Reading time: 15 minutes. Running time: under a minute.
 | 多进程 | `rechub_mini/distributed.py`、`rechub_mini/cli.py` | `torchrun ... -m rechub_mini train` |
 """),
     code("""
+import getpass
 import json
 import shutil
 import tempfile
@@ -68,7 +69,11 @@ from rechub_mini.datasets.csv_arrays import read_csv_arrays
 from rechub_mini.datasets.preprocess import preprocess_raw, write_raw_fixture
 
 torch.set_num_threads(1)
-work = Path(tempfile.mkdtemp(prefix="rechub-lesson-04-"))  # removed at the end
+# one working folder (~80 MB) per user, emptied first: running the notebook again, or after
+# a crash, reuses it instead of leaving another one behind; the last cell removes it
+work = Path(tempfile.gettempdir()) / f"rechub-lesson-04-{getpass.getuser()}"
+shutil.rmtree(work, ignore_errors=True)
+work.mkdir(exist_ok=True)
 RAW_DIR = None  # the folder with the four real raw files; None uses a tiny fixture
 """),
     md(en="""
@@ -425,13 +430,16 @@ load it again with `read_csv_arrays(..., cache=True)` and check that the cache w
 """),
     code("""
 path = full / "ali_ccp_train.csv"
+original = path.read_text()
 print("before:", read_csv_arrays(path, cache=True)["101"][0])
-lines = path.read_text().splitlines()
+lines = original.splitlines()
 fields = lines[1].split(",")
 fields[2] = "0" if fields[2] != "0" else "1"  # column 101 of the first row, changed
 lines[1] = ",".join(fields)
 path.write_text("\\n".join(lines) + "\\n")
-print("after: ", read_csv_arrays(path, cache=True)["101"][0])
+changed = read_csv_arrays(path, cache=True)["101"][0]
+path.write_text(original)  # as it was, for exercise 3 (its cache is rebuilt at the next load)
+print("after: ", changed)
 """, tags=["solution"]),
     md(en="""
 **Exercise 3.** Train the same ESMM with `--batch-size 4096` from the command line on the
@@ -451,8 +459,9 @@ print(result.stdout.replace(str(full), "DATA").split("\\n\\n")[-1])
 # only CTR rests on many labels here: CVR and CTCVR hang on the handful of test purchases
 """, tags=["solution"]),
     code("""
-# ignore_errors: on Windows, files this kernel still memory-maps cannot be deleted yet; they
-# stay in the system's temporary folder
+# The end: this removes every file the lesson made. To go back to a cell above afterwards,
+# run the notebook from the top. ignore_errors: on Windows, files this kernel still
+# memory-maps cannot be deleted yet; the first cell empties the folder next time.
 shutil.rmtree(work, ignore_errors=True)
 """),
 ]
