@@ -63,7 +63,7 @@ from rechub_mini.datasets.ali_ccp_schema import DENSE_COLUMNS, SPARSE_COLUMNS
 # A model this small trains fastest on one thread, and then its numbers do not depend on
 # how many cores the machine has.
 torch.set_num_threads(1)
-DATA = "../../data/ali-ccp"
+DATA = "../../data/ali-ccp"  # the bundled sample, from this notebook's folder
 """),
     md(en="""
 ## 1. Load the three splits and build the ctcvr label

@@ -58,7 +58,7 @@ from rechub_mini.datasets.ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, FIE
                                                  FIELD_OF_DENSE_COLUMN, REAL_STATS)
 from rechub_mini.datasets.synthetic import generate_ali_ccp, oracle_aucs
 
-DATA = "../../data/ali-ccp"
+DATA = "../../data/ali-ccp"  # the bundled sample, from this notebook's folder
 data = load_ali_ccp(DATA)
 train = data.train
 print({split: frame.shape for split, frame in data.splits().items()})

@@ -109,7 +109,7 @@ drawn). The notebook runs in `tutorials/en/`, so the data folder is two levels u
 `tutorials/zh/` 下运行，所以数据目录在上两级。
 """),
     code(r"""
-DATA = Path("../../data/ali-ccp")
+DATA = Path("../../data/ali-ccp")  # the bundled sample, from this notebook's folder
 data = ali_ccp.load_ali_ccp(DATA)
 meta = json.loads((DATA / "meta.json").read_text())
 oracle = meta["splits"]["test"]["oracle_auc"]

@@ -97,7 +97,7 @@ impressions is the CTCVR label of lesson 02.
 `click`（点击），两个标签都定义在全部曝光上；全部曝光上的购买就是第 02 课中的 CTCVR 标签。
 """),
     code(r"""
-DATA = Path("../../data/ali-ccp")
+DATA = Path("../../data/ali-ccp")  # the bundled sample, from this notebook's folder
 data = ali_ccp.load_ali_ccp(DATA)
 features = ali_ccp.build_features(data.train, SPARSE_COLUMNS + DENSE_COLUMNS, embed_dim=4)
 TASKS = ["purchase", "click"]
