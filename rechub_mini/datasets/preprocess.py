@@ -103,7 +103,7 @@ def _fit(rows: Iterator[tuple[str, bool, bool, dict[str, Pair]]], min_count: int
     vocab = {}
     for field, counter in counts.items():
         # the most frequent ids first: the embedding rows that most batches read then lie side
-        # by side in memory (numbered at random, MMoE trained 1.06x and ESMM 1.03x slower)
+        # by side in memory (numbered at random, training ran 2-6 % slower: benchmarks/README)
         kept = sorted((i for i, n in counter.items() if n >= min_count),
                       key=lambda i: (-counter[i], _raw_id_order(i)))
         vocab[field] = {feature_id: code for code, feature_id in enumerate(kept, start=1)}
