@@ -9,8 +9,9 @@ layout and a `preprocess_report.json`. Taught in tutorials/*/04_full_dataset.ipy
 How (memory holds only the id counts and the common-features index; skeletons are streamed):
 1. Pass 1 over the train skeleton counts each field's feature ids and finds each dense value's
    range. Label encoding: ids seen >= min_count times in train become 1..V, the most frequent
-   first (ties in the order of the raw id); rare, unseen or missing ids become 0. MinMax scaling is fitted on train only;
-   val/test values are clipped into [0, 1] (fitting it on all splits leaks the test data).
+   first (ties in the order of the raw id); rare, unseen or missing ids become 0. MinMax
+   scaling is fitted on train only; val/test values are clipped into [0, 1] (fitting it on all
+   splits leaks the test data).
 2. Pass 2 writes train. One pass over the raw test skeleton writes val and test (SPLIT_RULE).
 Rows with conversion = 1 but click = 0 are dropped and counted. Nothing appears under a final
 name until every file is complete: all are written to temporary files, then renamed.
