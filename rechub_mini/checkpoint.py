@@ -167,7 +167,7 @@ def load_model(path: str | os.PathLike, features: Sequence[Feature] | None = Non
         raise CheckpointError(f"Checkpoint weights do not fit the model it describes (written "
                               f"by rechub_mini {payload.get('package_version', 'unknown')}?"
                               f"): {detail}. Load it with that version, or retrain.") from None
-    model.from_checkpoint = True  # trained already: fit keeps its output biases
+    model.trained = True  # fit keeps its output biases
     return model
 
 

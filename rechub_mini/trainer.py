@@ -105,8 +105,8 @@ class MTLTrainer:
         start_at_base_rates: before this trainer's first epoch (not when resuming), start each
             task's output at its label's average in the training data
             (`model.start_at_base_rates`: MMoE and SharedBottom; ESMM and BaseCVR are left as
-            built). Set False to go on training a model that is already trained; a model
-            from `load_model` is always kept as it is.
+            built). A model that was trained already (by any trainer's epoch, or loaded by
+            `load_model`) is always kept as it is, so training goes on from where it was.
     """
 
     def __init__(self, model: MultiTaskModel, task_types: Sequence[str] | None = None,
@@ -205,6 +205,7 @@ class MTLTrainer:
             raise DataError(f"The training loader gave no batch{why}: nothing was trained. Use "
                             f"a smaller batch_size, or drop_last=False.")
         self._flush_tiny_values()
+        self.model.trained = True  # another trainer's fit goes on from here (start_at_base_rates)
         means = torch.stack([s / steps for s in sums.values()]).float()
         if self.world_size > 1:  # every process reports the mean over all of them
             means = distributed.gather_rows(means[None]).mean(0)
@@ -285,7 +286,7 @@ class MTLTrainer:
         if resuming:
             run, best_state = self._restore()
         elif self.start_at_base_rates and not any(opt.state for opt in self.optimizers) \
-                and not self.model.from_checkpoint:
+                and not self.model.trained:
             # a new run: the labels are the same on every process (all rows, before sharding)
             self.model.start_at_base_rates(train_dataloader.y.to(self.device))
         history = run["history"]

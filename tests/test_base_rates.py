@@ -86,6 +86,15 @@ def test_fit_starts_a_new_run_at_the_base_rates_once(monkeypatch):
     assert len(calls) == 1
     MTLTrainer(model, n_epoch=1, verbose=False, start_at_base_rates=False).fit(loader)
     assert len(calls) == 1
+    # a new trainer for a trained model (as when a notebook's training cell is run again)
+    # goes on from the trained weights: resetting its output biases would undo training
+    biases = [t.net[-1].bias.detach().clone() for t in model.towers]
+    MTLTrainer(model, n_epoch=1, verbose=False).fit(loader)
+    assert len(calls) == 1
+    assert any(not torch.equal(b, t.net[-1].bias) for b, t in zip(biases, model.towers))
+    fresh = MMOE(FEATURES, ["classification"] * 2, 2, {"dims": [4]}, [{}, {}])
+    MTLTrainer(fresh, n_epoch=1, verbose=False).fit(loader)
+    assert len(calls) == 2
 
 
 def test_starting_at_the_base_rate_learns_a_rare_label_faster():

@@ -54,7 +54,7 @@ def test_a_saved_model_comes_back_with_the_same_predictions(tmp_path):
     save_checkpoint(tmp_path / "model.pth", model)
     loaded = load_model(tmp_path)
     x = {"u": torch.tensor([0, 3, 9]), "i": torch.tensor([7, 1, 0])}
-    assert loaded.task_names == ["buy", "spend"] and loaded.from_checkpoint
+    assert loaded.task_names == ["buy", "spend"] and loaded.trained
     assert torch.equal(loaded(x), model(x))
 
 

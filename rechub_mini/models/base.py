@@ -28,7 +28,7 @@ class MultiTaskModel(nn.Module):
     task_types: list[str]
     init_args: dict
     scored_on: dict[str, str] = {}  # task name -> which rows score it, when not all rows
-    from_checkpoint: bool = False  # set by load_model: trained already (fit keeps its biases)
+    trained: bool = False  # set by fit's epochs and by load_model: fit then keeps its biases
 
     def loss(self, x: Mapping[str, torch.Tensor], y: torch.Tensor
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -174,12 +174,14 @@ with torch.no_grad():
     md(en=r"""
 The predictions now start near the rates rather than at one half. On the benchmark's
 million rows of synthetic Ali-CCP (`benchmarks/README.md`) this is worth most for the rare
-purchase label after one epoch. `MTLTrainer(..., start_at_base_rates=False)` trains without it,
-for instance to go on training a model that is already trained.
+purchase label after one epoch. `MTLTrainer(..., start_at_base_rates=False)` trains without it;
+a model that was trained already (by an earlier `fit`, or loaded with `load_model`) is always
+left as it is, so that training goes on from where it was.
 """, zh=r"""
 现在预测从接近真实比率的地方出发，而不是从一半出发。在基准测试的一百万行合成 Ali-CCP 上
 （`benchmarks/README.md`），这一步对稀少的购买标签在第一个 epoch 之后的帮助最大。
-`MTLTrainer(..., start_at_base_rates=False)` 会跳过这一步，例如在继续训练一个已经训练好的模型时。
+`MTLTrainer(..., start_at_base_rates=False)` 会跳过这一步；已经训练过的模型（由之前的 `fit` 训练，或用
+`load_model` 加载）总是保持原样，这样训练会从它停下的地方继续。
 """),
     md(en=r"""
 ## MMoE vs shared bottom on the sample
