@@ -55,7 +55,7 @@ Reading time: 15 minutes. Running time: under a minute.
 | 多进程 | `rechub_mini/distributed.py`、`rechub_mini/cli.py` | `torchrun ... -m rechub_mini train` |
 """),
     code("""
-import getpass
+import atexit
 import json
 import shutil
 import tempfile
@@ -69,11 +69,10 @@ from rechub_mini.datasets.csv_arrays import read_csv_arrays
 from rechub_mini.datasets.preprocess import preprocess_raw, write_raw_fixture
 
 torch.set_num_threads(1)
-# one working folder (~80 MB) per user, emptied first: running the notebook again, or after
-# a crash, reuses it instead of leaving another one behind; the last cell removes it
-work = Path(tempfile.gettempdir()) / f"rechub-lesson-04-{getpass.getuser()}"
-shutil.rmtree(work, ignore_errors=True)
-work.mkdir(exist_ok=True)
+# a working folder (~80 MB by the end), removed by the last cell, or when the kernel stops
+# or restarts, whichever comes first
+work = Path(tempfile.mkdtemp(prefix="rechub-lesson-04-"))
+atexit.register(shutil.rmtree, work, ignore_errors=True)
 RAW_DIR = None  # the folder with the four real raw files; None uses a tiny fixture
 """),
     md(en="""
@@ -461,7 +460,7 @@ print(result.stdout.replace(str(full), "DATA").split("\\n\\n")[-1])
     code("""
 # The end: this removes every file the lesson made. To go back to a cell above afterwards,
 # run the notebook from the top. ignore_errors: on Windows, files this kernel still
-# memory-maps cannot be deleted yet; the first cell empties the folder next time.
+# memory-maps cannot be deleted yet; the kernel tries again when it stops.
 shutil.rmtree(work, ignore_errors=True)
 """),
 ]
