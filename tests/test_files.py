@@ -78,7 +78,18 @@ def test_files_written_together_are_all_kept_old_when_one_fails(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == list(names)
 
 
-def test_a_ctrl_c_while_renaming_waits_until_every_file_is_in_place(tmp_path, monkeypatch):
+@pytest.fixture
+def python_ctrl_c():
+    """Python's own Ctrl-C handler during the test. A Python started with Ctrl-C ignored (a
+    background job of a non-interactive shell, some CI runners) has none, and then
+    replace_when_done rightly leaves the ignored Ctrl-C alone."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_ctrl_c_while_renaming_waits_until_every_file_is_in_place(tmp_path, monkeypatch,
+                                                                     python_ctrl_c):
     paths = [tmp_path / name for name in ("a.csv", "b.csv", "meta.json")]
     for path in paths:
         path.write_text("old", encoding="utf-8")
@@ -114,7 +125,7 @@ def test_every_file_is_flushed_to_disk_before_it_is_renamed(tmp_path, monkeypatc
     assert events == ["fsync", "fsync", "replace", "replace"]
 
 
-def test_a_held_ctrl_c_is_not_lost_when_a_rename_fails(tmp_path, monkeypatch):
+def test_a_held_ctrl_c_is_not_lost_when_a_rename_fails(tmp_path, monkeypatch, python_ctrl_c):
     paths = [tmp_path / "a.csv", tmp_path / "b.csv"]
     replace = os.replace
     calls = []
