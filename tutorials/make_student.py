@@ -49,7 +49,7 @@ def main(out_dir: Path, force: bool = False) -> None:
         for path in sorted((HERE / language).glob("*.ipynb")):
             if (target / path.name).exists() and not force:
                 print(f"kept {language}/{path.name}: it exists and may hold answers "
-                      f"(--force writes a new one)")
+                      f"(make student FORCE=1, or --force, writes a new one)")
                 continue
             nb = student_copy(nbformat.read(path, as_version=4), data_path)
             nbformat.write(nb, target / path.name)
