@@ -52,10 +52,9 @@ def load_data(args: argparse.Namespace) -> ali_ccp.AliCCP:
     memory-map the cache, so no process holds a parsed copy of the whole CSV."""
     if not distributed.is_distributed():
         return ali_ccp.load_ali_ccp(args.data)
-    loaded = []
     # the others wait for rank 0 here, and stop with its message if the data is unusable
-    distributed.check_on_main(lambda: loaded.append(ali_ccp.load_ali_ccp(args.data, cache=True)))
-    return loaded[0] if loaded else ali_ccp.load_ali_ccp(args.data, cache=True)
+    data = distributed.check_on_main(lambda: ali_ccp.load_ali_ccp(args.data, cache=True))
+    return data if distributed.is_main() else ali_ccp.load_ali_ccp(args.data, cache=True)
 
 
 def train(args: argparse.Namespace) -> None:

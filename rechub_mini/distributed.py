@@ -20,11 +20,14 @@ import math
 import os
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 
 from .errors import DataError
+
+T = TypeVar("T")  # what check_on_main's check returns
 
 TIMEOUT = datetime.timedelta(minutes=int(os.environ.get("RECHUB_MINI_DIST_TIMEOUT_MIN", "10")))
 
@@ -57,22 +60,23 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def check_on_main(check: Callable[[], object]) -> None:
-    """Run `check` on rank 0 alone (it looks at the files that rank 0 writes) and raise its
-    DataError on every rank: a rank that went on alone would die in its next collective with
-    a transport error ("Connection reset by peer") instead of the message."""
+def check_on_main(check: Callable[[], T]) -> T | None:
+    """Run `check` on rank 0 alone (it looks at the files that rank 0 writes, or reads them
+    first) and raise its DataError on every rank: a rank that went on alone would die in its
+    next collective with a transport error ("Connection reset by peer") instead of the
+    message. Returns what `check` returned on rank 0, None on the others, which wait here."""
     if not is_distributed():
-        check()
-        return
-    message = [None]
+        return check()
+    message, result = [None], None
     if is_main():
         try:
-            check()
+            result = check()
         except DataError as err:
             message[0] = str(err)
     dist.broadcast_object_list(message, src=0)
     if message[0] is not None:
         raise DataError(message[0])
+    return result
 
 
 def gather_rows(rows: torch.Tensor, counts: list[int] | None = None) -> torch.Tensor:
