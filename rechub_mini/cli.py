@@ -129,8 +129,10 @@ def synth(args: argparse.Namespace) -> None:
 def preprocess(args: argparse.Namespace) -> None:
     """`preprocess`: turn the raw Ali-CCP logs into the processed CSVs."""
     check_count("--min-count", args.min_count)
+    if args.workers is not None:
+        check_count("--workers", args.workers)
     report = preprocess_raw(args.raw, args.out, min_count=args.min_count,
-                            progress=sys.stdout.isatty())
+                            progress=sys.stdout.isatty(), workers=args.workers)
     for split, rows in report["rows"].items():
         dropped = report["dropped_purchase_without_click"][split]
         missing = report["missing_common_features"][split]
@@ -208,6 +210,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="output folder (created if missing)")
     p.add_argument("--min-count", type=int, default=10,
                    help="ids seen fewer times in train become 0 (unknown)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes that parse the raw lines (default: 1 for raw files under "
+                        "64 MB, else one per CPU core, at most 4)")
     p.set_defaults(run=preprocess)
     return parser
 

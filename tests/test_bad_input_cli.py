@@ -166,6 +166,8 @@ def test_debug_works_before_and_after_the_command(data_dir, capsys):
      "--seed must be a whole number of at least 0"),
     (["preprocess", "--raw", "x", "--out", "y", "--min-count", "0"],
      "--min-count must be a whole number of at least 1"),
+    (["preprocess", "--raw", "x", "--out", "y", "--workers", "0"],
+     "--workers must be a whole number of at least 1"),
 ])
 def test_synth_and_preprocess_name_their_flags(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
@@ -208,17 +210,17 @@ def test_ctrl_c_in_synth_or_preprocess_keeps_no_file_of_that_run(tmp_path, capsy
     monkeypatch.setattr(pd.DataFrame, "to_csv", real_to_csv)
 
     write_raw_fixture(tmp_path / "raw", rows=100, seed=0)
-    real_line = preprocess.RowEncoder.line
+    real_ids = preprocess.RowEncoder.ids
 
-    def interrupted_after_ten_rows(*args):
+    def interrupted_while_encoding(*args):
         written.append(1)
-        if len(written) == 12:
+        if len(written) == 42:  # 2 calls per user context, then 1 per row: while writing
             raise KeyboardInterrupt
-        return real_line(*args)
+        return real_ids(*args)
 
-    monkeypatch.setattr(preprocess.RowEncoder, "line", interrupted_after_ten_rows)
+    monkeypatch.setattr(preprocess.RowEncoder, "ids", interrupted_while_encoding)
     assert main(["preprocess", "--raw", str(tmp_path / "raw"), "--out",
                  str(tmp_path / "out")]) == 130
     assert capsys.readouterr().err.strip() == ("interrupted: the output folder holds its earlier "
                                               "files or all of this run's, never a mix.")
-    assert len(written) == 12 and list((tmp_path / "out").iterdir()) == []
+    assert len(written) == 42 and list((tmp_path / "out").iterdir()) == []

@@ -137,20 +137,27 @@ def test_linear_backends_prints_both_libraries_and_their_ratio():
     assert len(differences) == 2 and all(0 <= d < 1e-4 for d in differences)
 
 
-def test_preprocess_raw_benchmark_prints_both_steps_and_the_ratio():
+def test_preprocess_raw_benchmark_prints_the_steps_and_the_ratios():
     script = SCRIPT.parent / "preprocess_raw.py"
-    result = subprocess.run([sys.executable, str(script), "--rows", "3000"],
+    result = subprocess.run([sys.executable, str(script), "--rows", "3000", "--repeats", "1",
+                             "--workers", "2"],
                             capture_output=True, text=True, timeout=900, env=python_env())
     assert result.returncode == 0, result.stderr[-3000:]
     rows = {}
     for line in result.stdout.splitlines():
         parts = line.replace(",", "").split()
-        if len(parts) == 6 and parts[0] in ("read", "process"):
+        if len(parts) == 6 and parts[0] in ("read", "process", "workers"):
             rows[parts[0]] = [float(p) for p in parts[1:]]
-    assert set(rows) == {"read", "process"}
-    # the same lines in both steps: lines/s over MB/s is the lines per MB of the raw files
-    assert rows["read"][0] / rows["read"][1] == pytest.approx(rows["process"][0] /
-                                                              rows["process"][1], rel=0.02)
+    assert set(rows) == {"read", "process", "workers"}
+    # the same lines in every step: lines/s over MB/s is the lines per MB of the raw files
+    for mode in ("process", "workers"):
+        assert rows["read"][0] / rows["read"][1] == pytest.approx(rows[mode][0] / rows[mode][1],
+                                                                  rel=0.02)
     ratio = float(result.stdout.split("preprocess_raw takes ")[1].split(" x")[0])
     assert ratio == pytest.approx(rows["read"][0] / rows["process"][0], rel=0.01)
+    speed_up = float(result.stdout.split("2 workers: ")[1].split(" x")[0])
+    # printed with 2 decimals
+    assert speed_up == pytest.approx(rows["workers"][0] / rows["process"][0], rel=0.01, abs=0.006)
+    assert "'workers' ran 2 worker processes" in result.stdout
+    assert "wrote the same bytes as one process" in result.stdout
     assert "wrote a made-up raw Ali-CCP: 3,000 impressions per split" in result.stdout

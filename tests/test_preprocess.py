@@ -2,6 +2,8 @@
 import json
 import random
 import shutil
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -10,8 +12,9 @@ from rechub_mini.datasets.ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, SPA
                                                  USER_COLUMNS, split_file_name)
 from rechub_mini.datasets.preprocess import (MULTI_VALUED_RULE, REPORT_NAME, preprocess_raw,
                                              split_of, write_raw_fixture)
-from rechub_mini.datasets import preprocess
-from rechub_mini.datasets.raw_format import parse_feature_list
+from rechub_mini.cli import main
+from rechub_mini.datasets import parallel, preprocess
+from rechub_mini.datasets.raw_format import block_lines, parse_feature_list, read_blocks
 from rechub_mini.errors import DataError
 
 CSV_NAMES = [split_file_name(s, sample=False) for s in ("train", "val", "test")]
@@ -264,7 +267,7 @@ def test_an_output_folder_that_is_a_file_is_reported_before_reading(tmp_path, mo
     taken = tmp_path / "out.csv"
     taken.write_text("mine")
     read = []
-    monkeypatch.setattr(preprocess, "read_common_features", lambda *a: read.append(a) or {})
+    monkeypatch.setattr(preprocess, "_read_common", lambda *a: read.append(a) or {})
     with pytest.raises(DataError, match="the output folder .* is a file; give a folder"):
         preprocess_raw(tmp_path / "raw", taken)
     assert read == [] and taken.read_text() == "mine"
@@ -328,3 +331,70 @@ def test_a_repeated_common_feature_index_and_an_empty_skeleton_are_named(tmp_pat
     with pytest.raises(DataError, match="sample_skeleton_train.csv holds no impressions"):
         preprocess_raw(tmp_path / "raw", tmp_path / "out")
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("block_bytes", [1, 5, 64, 1 << 20])
+def test_blocks_hold_whole_lines_and_number_them_from_the_file(tmp_path, block_bytes):
+    text = "a,1\r\n\nb\u00e9,22\n\n\nccc,333\r\n\xff,4\nthe last line has no break"
+    path = tmp_path / "raw.csv"
+    path.write_bytes(text.encode("utf-8").replace(b"\xc3\xbf", b"\xff"))  # one invalid byte
+    expected = [(number, line.rstrip("\r").replace("\xff", "\ufffd"))
+                for number, line in enumerate(text.split("\n"), start=1) if line.rstrip("\r")]
+    blocks = list(read_blocks(path, block_bytes))
+    assert [pair for block in blocks for pair in block_lines(block)] == expected
+    assert all(block.data.endswith(b"\n") for block in blocks[:-1])
+    assert b"".join(block.data for block in blocks) == path.read_bytes()
+
+
+def test_default_workers_one_for_small_inputs_else_one_per_core(monkeypatch):
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 16)
+    assert parallel.default_workers(63 << 20) == 1
+    assert parallel.default_workers(64 << 20) == parallel.MAX_WORKERS == 4
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
+    assert parallel.default_workers(40 << 30) == 2
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: None)  # unknown
+    assert parallel.default_workers(40 << 30) == 1
+
+
+def test_the_pieces_of_a_line_come_from_the_right_raw_file():
+    """Workers encode the skeleton's ids and values, the user contexts give the rest: a schema
+    whose columns moved between the two would write ids under the wrong names."""
+    user = preprocess.USER_IDS_FIRST + preprocess.USER_IDS_LAST
+    assert sorted(user) == sorted(USER_COLUMNS)
+    assert sorted(preprocess.SAMPLE_IDS) == sorted(set(SPARSE_COLUMNS) - set(USER_COLUMNS))
+    assert all(column[1:] in USER_COLUMNS for column in preprocess.USER_DENSE)
+    assert not any(column[1:] in USER_COLUMNS for column in preprocess.SAMPLE_DENSE)
+
+
+def test_worker_processes_write_the_same_bytes_as_one_process(tmp_path, monkeypatch, capsys):
+    """Two workers over many small blocks (from the command line), against one process over
+    one block per file: the same files; a damaged line is named by its line in the file."""
+    write_raw_fixture(tmp_path / "raw", rows=2000, seed=3)
+    preprocess_raw(tmp_path / "raw", tmp_path / "one", workers=1)
+    monkeypatch.setattr(parallel, "BLOCK_BYTES", 4096)  # ~100 blocks per skeleton file
+    assert main(["preprocess", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "two"),
+                 "--workers", "2"]) == 0
+    names = CSV_NAMES + [REPORT_NAME]
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(names)  # no scratch
+    for name in names:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    skeleton = tmp_path / "raw" / "sample_skeleton_test.csv"
+    lines = skeleton.read_text().splitlines(keepends=True)
+    lines[1500] = "99999,0,0,damaged\n"
+    skeleton.write_text("".join(lines))
+    with pytest.raises(DataError, match=r"sample_skeleton_test\.csv, line 1501: expected 6"):
+        preprocess_raw(tmp_path / "raw", tmp_path / "damaged", workers=2)
+    assert list((tmp_path / "damaged").iterdir()) == []
+
+
+def test_a_script_that_starts_workers_without_a_main_guard_is_told_why_it_failed(tmp_path):
+    write_raw_fixture(tmp_path / "raw", rows=50)
+    script = tmp_path / "script.py"
+    script.write_text("from rechub_mini.datasets.preprocess import preprocess_raw\n"
+                      "preprocess_raw('raw', 'out', workers=2)\n")
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith("rechub_mini.errors.DataError: A worker "
+                                                     "process stopped")
+    assert 'under `if __name__ == "__main__":`' in result.stderr.splitlines()[-1]

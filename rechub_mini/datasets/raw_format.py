@@ -22,8 +22,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from tqdm.auto import tqdm
-
 from ..errors import DataError
 from .ali_ccp_schema import SPARSE_COLUMNS, USER_COLUMNS
 
@@ -51,7 +49,8 @@ class SkeletonRow(NamedTuple):
     fields: dict[str, Pair]
 
 
-def _show(text: str, limit: int = 80) -> str:
+def shortened(text: str, limit: int = 80) -> str:
+    """`text` quoted for an error message, cut after `limit` characters."""
     shown = repr(text[:limit])
     return shown + " (cut)" if len(text) > limit else shown
 
@@ -72,7 +71,7 @@ def parse_feature_list(text: str, feature_num: str, fields: frozenset[str] | set
         field, _, rest = entry.partition(FIELD_SEP)
         feature_id, has_value_sep, value_text = rest.partition(VALUE_SEP)
         if not (field and feature_id and has_value_sep):  # no \x02: feature_id is empty
-            raise DataError(f"{where}: feature_list entry {_show(entry)} is not "
+            raise DataError(f"{where}: feature_list entry {shortened(entry)} is not "
                             f"field_id\\x02feature_id\\x03value. Raw Ali-CCP separates these "
                             f"with the control characters \\x02 and \\x03; a file re-saved "
                             f"by an editor or spreadsheet loses them: use the original file.")
@@ -81,8 +80,9 @@ def parse_feature_list(text: str, feature_num: str, fields: frozenset[str] | set
         except ValueError:
             value = math.nan
         if not math.isfinite(value):
-            raise DataError(f"{where}: field {field!r} has value {_show(value_text)}, expected "
-                            f"a finite number. The line is damaged: use the original file.")
+            raise DataError(f"{where}: field {field!r} has value {shortened(value_text)}, "
+                            f"expected a finite number. The line is damaged: use the original "
+                            f"file.")
         if field in fields:
             kept = chosen.get(field)
             if kept is None or value > kept[1]:
@@ -90,63 +90,74 @@ def parse_feature_list(text: str, feature_num: str, fields: frozenset[str] | set
     return chosen
 
 
-def read_lines(path: Path, progress: bool = False) -> Iterator[tuple[int, str]]:
-    """(line number from 1, text) of each non-blank line, with a progress bar in bytes.
+class RawBlock(NamedTuple):
+    """Whole lines of a raw file, as read: the unit of work of preprocessing (one process
+    parses a block while others parse the next ones)."""
+    file_name: str
+    first_line: int  # the number of the block's first line, counted from 1
+    data: bytes
 
-    Text mode decodes the file in large blocks; lines end at "\\n" only (as in binary mode);
-    the bar counts characters, which are bytes in these ASCII files.
-    """
-    with open(path, encoding="utf-8", errors="replace", newline="\n") as f, \
-            tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name,
-                 disable=not progress) as bar:
-        pending = 0
-        for number, text in enumerate(f, start=1):
-            pending += len(text)
-            if pending >= 1 << 20:  # update the bar per MiB, not per line
-                bar.update(pending)
-                pending = 0
-            line = text.rstrip("\r\n")
-            if line:
-                yield number, line
-        bar.update(pending)
+
+def read_blocks(path: Path, block_bytes: int) -> Iterator[RawBlock]:
+    """The file as blocks of about `block_bytes`, each ending at the end of a line."""
+    with open(path, "rb") as f:
+        first_line, rest = 1, b""
+        while True:
+            data = f.read(block_bytes)
+            if not data:
+                break
+            data = rest + data
+            end = data.rfind(b"\n") + 1
+            if end == 0:  # no line ends here yet: read on
+                rest = data
+                continue
+            rest = data[end:]
+            yield RawBlock(path.name, first_line, data[:end])
+            first_line += data.count(b"\n", 0, end)
+        if rest:  # the last line has no line break
+            yield RawBlock(path.name, first_line, rest)
+
+
+def block_lines(block: RawBlock) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each non-blank line of a block. Lines end at "\\n" only; a
+    trailing "\\r" is dropped; bytes that are not UTF-8 become U+FFFD (and fail the checks)."""
+    text = block.data.decode("utf-8", errors="replace")
+    for number, line in enumerate(text.split("\n"), start=block.first_line):
+        line = line.rstrip("\r")
+        if line:
+            yield number, line
 
 
 def _columns(line: str, names: list[str], where: str) -> list[str]:
     cells = line.split(",")
     if len(cells) != len(names):
         raise DataError(f"{where}: expected {len(names)} comma-separated columns "
-                        f"({', '.join(names)}), found {len(cells)}: {_show(line)}. Check that "
+                        f"({', '.join(names)}), found {len(cells)}: {shortened(line)}. Check that "
                         f"the file is the right one and was completely downloaded.")
     return cells
 
 
-def read_common_features(path: Path, progress: bool = False
-                         ) -> dict[str, tuple[Pair | None, ...]]:
-    """{common_feature_index: user fields as a tuple aligned with USER_FIELDS (None = absent)}."""
-    index: dict[str, tuple[Pair | None, ...]] = {}
-    shared: dict[Pair, Pair] = {}  # one object per distinct (id, value): saves a lot of memory
-    for number, line in read_lines(path, progress):
-        where = f"{path.name}, line {number}"
+def common_rows(block: RawBlock) -> list[tuple[int, str, tuple[Pair | None, ...]]]:
+    """(line number, common_feature_index, user fields) of each line of a common-features
+    block; the user fields are a tuple aligned with USER_FIELDS (None = absent)."""
+    rows = []
+    for number, line in block_lines(block):
+        where = f"{block.file_name}, line {number}"
         key, feature_num, feature_list = _columns(line, COMMON_COLUMNS, where)
-        if key in index:
-            raise DataError(f"{where}: common_feature_index {_show(key)} appears a second "
-                            f"time. Each user context must be listed once: check that two "
-                            f"files were not concatenated.")
         fields = parse_feature_list(feature_list, feature_num, USER_FIELD_SET, where)
-        index[key] = tuple(shared.setdefault(fields[f], fields[f]) if f in fields else None
-                           for f in USER_FIELDS)
-    return index
+        rows.append((number, key, tuple(fields.get(f) for f in USER_FIELDS)))
+    return rows
 
 
-def read_skeleton(path: Path, progress: bool = False) -> Iterator[SkeletonRow]:
-    """The impressions of a sample_skeleton file, checked, with their per-sample fields."""
-    for number, line in read_lines(path, progress):
-        where = f"{path.name}, line {number}"
+def skeleton_rows(block: RawBlock) -> Iterator[SkeletonRow]:
+    """The impressions of a sample_skeleton block, checked, with their per-sample fields."""
+    for number, line in block_lines(block):
+        where = f"{block.file_name}, line {number}"
         sample_id, click, conversion, key, feature_num, feature_list = _columns(
             line, SKELETON_COLUMNS, where)
         for name, label in (("click", click), ("conversion", conversion)):
             if label not in ("0", "1"):
-                raise DataError(f"{where}: column {name} is {_show(label)}, expected 0 or 1. "
+                raise DataError(f"{where}: column {name} is {shortened(label)}, expected 0 or 1. "
                                 f"Columns are sample_id, click, conversion, ...: check that "
                                 f"this is a sample_skeleton file and the line is intact.")
         fields = parse_feature_list(feature_list, feature_num, SAMPLE_FIELD_SET, where)

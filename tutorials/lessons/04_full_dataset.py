@@ -129,9 +129,11 @@ sparse field (the most frequent id becomes 1; ids seen fewer than 10 times in th
 set** become 0 = unknown), scales
 each dense field with a MinMax fitted on the training set only, and splits the raw test file
 50/50 into validation set and test set by a stable hash of `sample_id`. The command line does
-the same: `python -m rechub_mini preprocess --raw RAW_DIR --out OUT_DIR`. It is plain Python on
-one core, about 8 MB of raw logs per second on the 2-core machine of `benchmarks/README.md`
-(`benchmarks/preprocess_raw.py`): more than an hour for the ~40 GB of the real files, once.
+the same: `python -m rechub_mini preprocess --raw RAW_DIR --out OUT_DIR`. It is plain Python,
+run for large inputs in worker processes, one per CPU core (at most 4): on the 2-core machine
+of `benchmarks/README.md` about 18 MB of raw logs per second with two workers
+(`benchmarks/preprocess_raw.py`), 40 minutes to an hour for the ~40 GB of the real files, once.
+The files it writes are the same bytes for any number of workers.
 """, zh="""
 ## 2. 原始日志的预处理
 
@@ -139,9 +141,10 @@ one core, about 8 MB of raw logs per second on the 2-core machine of `benchmarks
 特征，丢弃"有购买却没有点击"的行，对每个稀疏特征做标签编码（最常见的 id 编为 1；在**训练集**中出现少于
 10 次的 id 记为 0，即"未知"），用只在训练集上拟合的 MinMax 缩放每个稠密特征，并按 `sample_id` 的稳定哈希把
 原始测试文件五五分成验证集和测试集。命令行做的是同一件事：
-`python -m rechub_mini preprocess --raw RAW_DIR --out OUT_DIR`。它是单核运行的纯 Python 代码，在
-`benchmarks/README.md` 的双核机器上每秒处理约 8 MB 原始日志（`benchmarks/preprocess_raw.py`）：真实数据约 40 GB，
-需要一个多小时，但只需做一次。
+`python -m rechub_mini preprocess --raw RAW_DIR --out OUT_DIR`。它是纯 Python 代码，输入较大时在多个工作进程中
+运行，每个 CPU 核一个（最多 4 个）：在 `benchmarks/README.md` 的双核机器上，两个工作进程每秒处理约 18 MB
+原始日志（`benchmarks/preprocess_raw.py`）；真实数据约 40 GB，需要 40 分钟到一小时，但只需做一次。
+无论用几个工作进程，写出的文件都逐字节相同。
 """),
     code("""
 processed = work / "processed"

@@ -1,0 +1,147 @@
+"""Run a function over the blocks of a raw file in worker processes, results in file order.
+
+Preprocessing the raw Ali-CCP logs is pure Python, and Python runs one thread at a time: in one
+process the full logs take about an hour. Blocks of whole lines (`raw_format.read_blocks`) are
+independent, so `BlockWorkers` hands them to worker processes, a few at a time, and gives the
+results back in the order of the blocks: the output is the same bytes for any number of
+workers. With one worker everything runs in this process (no start-up cost: small inputs,
+tests). Used by `preprocess.py`, taught in tutorials/*/04_full_dataset.ipynb.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import signal
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tqdm.auto import tqdm
+
+from ..errors import DataError
+from .raw_format import RawBlock, read_blocks
+
+T = TypeVar("T")
+BLOCK_BYTES = 1 << 20  # the raw files are read and parsed in blocks of about 1 MiB
+# Each worker imports torch with the package (~0.2 GB of its own memory here) and holds a copy
+# of the encoder and the user contexts: 4 keep that modest on a laptop.
+MAX_WORKERS = 4
+BLOCKS_AHEAD = 2  # blocks handed out per worker before the first result is waited for
+
+# What every block of a pass needs besides its lines (the writing passes' encoder), for the
+# function to read here: set by `map` in this process, loaded once per worker from a file.
+shared_state: Any = None
+_loaded_state_file: str | None = None
+
+
+def _ignore_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the main process to handle
+
+
+def _run_in_worker(function: Callable[[RawBlock], T], state_file: str | None,
+                   block: RawBlock) -> T:
+    global shared_state, _loaded_state_file
+    if state_file != _loaded_state_file:
+        shared_state = None  # the previous pass's state can go first
+        if state_file is not None:
+            with open(state_file, "rb") as f:
+                shared_state = pickle.load(f)
+        _loaded_state_file = state_file
+    return function(block)
+
+
+def default_workers(total_bytes: int, parallel_from_bytes: int = 64 << 20) -> int:
+    """1 below `parallel_from_bytes` of input (starting workers costs seconds), else one per
+    CPU core, at most MAX_WORKERS (more can be asked for explicitly)."""
+    if total_bytes < parallel_from_bytes:
+        return 1
+    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+
+
+class BlockWorkers:
+    """`workers` processes (or this one, for 1) that map functions over the blocks of files.
+
+        with BlockWorkers(4, scratch_folder=out) as workers:
+            for result in workers.map(count_ids, path, progress=True):
+                ...
+
+    Workers are started with "spawn" on every system: the same behaviour on Linux, macOS and
+    Windows, and safe in processes with threads (Jupyter), where "fork" can deadlock. They
+    start once and serve every `map`; a pass's `state` reaches them as a temporary file in
+    `scratch_folder`, which each worker reads once.
+    """
+
+    def __init__(self, workers: int, scratch_folder: str | os.PathLike | None = None) -> None:
+        self.workers = workers
+        self.scratch_folder = scratch_folder
+        self.pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> BlockWorkers:
+        if self.workers > 1:
+            self.pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_ignore_ctrl_c)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        global shared_state
+        shared_state = None
+        if self.pool is not None:  # on an error: drop the blocks not started, end the workers
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def map(self, function: Callable[[RawBlock], T], path: Path, progress: bool = False,
+            state: Any = None) -> Iterator[T]:
+        """function(block) for each block of the file at `path`, in file order; `function`
+        finds `state` in `parallel.shared_state`.
+
+        `function` must be defined at the top level of a module, so that workers can import
+        it. A progress bar over the file's bytes is shown when `progress` is true.
+        """
+        global shared_state
+        with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name,
+                  disable=not progress) as bar:
+            if self.pool is None:
+                shared_state = state
+                for block in read_blocks(path, BLOCK_BYTES):
+                    yield function(block)
+                    bar.update(len(block.data))
+                return
+            state_file = None
+            try:
+                if state is not None:
+                    with tempfile.NamedTemporaryFile("wb", dir=self.scratch_folder, delete=False,
+                                                     prefix=".state-", suffix=".tmp") as f:
+                        state_file = f.name
+                        pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+                pending: deque = deque()
+                for block in read_blocks(path, BLOCK_BYTES):
+                    pending.append((len(block.data), self.pool.submit(
+                        _run_in_worker, function, state_file, block)))
+                    if len(pending) >= BLOCKS_AHEAD * self.workers:
+                        size, result = pending.popleft()
+                        yield _result(result)
+                        bar.update(size)
+                while pending:
+                    size, result = pending.popleft()
+                    yield _result(result)
+                    bar.update(size)
+            finally:
+                if state_file is not None:
+                    os.remove(state_file)
+
+
+def _result(future: Future[T]) -> T:
+    """The result of a block, with a way out when its worker died."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise DataError("A worker process stopped before finishing its block: it ran out of "
+                        "memory, or could not start. A script that starts workers (here through "
+                        "preprocess_raw) must do so under `if __name__ == \"__main__\":`, as "
+                        "Python's multiprocessing requires. Or use one process: workers=1 "
+                        "(--workers 1 on the command line).") from None
