@@ -88,8 +88,8 @@ print("label columns:", [c for c in data.train.columns if c in ("click", "purcha
 ## 2. Features from the schema
 
 ESMM looks at two groups of sparse features: the user side (user profile, behaviour history
-and the position of the impression) and the item side (the item, its category, shop, brand,
-and the user × item combination fields). Each `SparseFeature` gets an embedding table whose
+and the position of the impression) and the item side (the item, its category, shop,
+intention node and brand, and the user × item combination fields). Each `SparseFeature` gets an embedding table whose
 vocabulary size is the largest id in the training set plus one.
 
 Why take the feature columns from the schema rather than "every column except the labels"?
@@ -100,7 +100,7 @@ model reads the answer, and its AUCs mean nothing (rechub_mini warns about it wi
 """, zh="""
 ## 2. 按列结构选特征
 
-ESMM 把稀疏特征分成两组：用户侧（用户画像、历史行为，以及这次曝光的位置）和商品侧（商品本身、类目、店铺、品牌，以及用户 × 商品的组合字段）。每个 `SparseFeature` 对应一张嵌入表，词表大小取训练集中最大的 id 加一。
+ESMM 把稀疏特征分成两组：用户侧（用户画像、历史行为，以及这次曝光的位置）和商品侧（商品本身、类目、店铺、意图节点、品牌，以及用户 × 商品的组合字段）。每个 `SparseFeature` 对应一张嵌入表，词表大小取训练集中最大的 id 加一。
 
 为什么要按列结构（schema）选特征列，而不是取“除标签以外的所有列”？torch-rechub 的教程先把 `ctcvr_label` 加进表里，再把其余所有列都当作稀疏特征，于是标签本身也成了输入：这就是标签泄漏，模型直接读到了答案，它的 AUC 毫无意义（rechub_mini 遇到这种情况会发出 `LabelLeakWarning` 警告）。
 """),

@@ -79,8 +79,9 @@ Tianchi's raw logs. The fields fall into four groups:
 - **context**: `301`, the position of the impression.
 
 `ids` counts the distinct ids in our training set; `real_ids` is the vocabulary size reported
-for the real data. The synthetic sample keeps the small fields at their real size and shrinks
-the large ones.
+for the real data. The synthetic generator keeps the small fields at their real size and
+shrinks the large ones; `ids` can be lower than the generator's size when some ids never occur
+in the training set, as for `121` (48 of its 98 ids).
 """, zh="""
 ## 1. 字段
 
@@ -91,7 +92,7 @@ the large ones.
 - **组合（combination）**：用户历史字段与商品字段的交叉，例如 `508` = 历史类目 × 商品类目；
 - **上下文（context）**：`301`，这次曝光的位置。
 
-`ids` 是训练集中不同 id 的个数；`real_ids` 是真实数据报告的词表大小。合成样本中，小字段保持真实大小，大字段则被缩小。
+`ids` 是训练集中不同 id 的个数；`real_ids` 是真实数据报告的词表大小。合成数据生成器让小字段保持真实大小，把大字段缩小；如果某些 id 在训练集中从未出现，`ids` 会比生成器的大小更小，例如 `121`（98 个 id 中只出现了 48 个）。
 """),
     code("""
 print(explore.field_table(train).to_string(index=False))
@@ -317,14 +318,14 @@ print(pd.DataFrame.from_dict(rows, orient="index").round(3).to_string())
 """),
     md(en="""
 Every id of these fields is seen at least 10 times among all impressions, but among clicked
-impressions about a fifth of the item ids (`205`) are not, and about one shop (`207`) in seven
+impressions about a fifth of the item ids (`205`) are not, and about one shop (`207`) in six or seven
 and one brand (`216`) in nine: even in this small, enriched sample the CVR task sees many ids
 only a few times. On the real data, with 4.3 million items (467,298 item ids even after dropping those seen fewer than 10
 times) and a CVR of 0.53%, most ids are never seen with a purchase at all.
 That is data sparsity: the CVR task has far fewer examples per id than the CTR task, which is
 why ESMM and MMoE share embeddings between the two.
 """, zh="""
-这些字段的每个 id 在全部曝光中都至少出现 10 次，但在被点击的曝光中，约五分之一的商品 id（`205`）达不到，店铺（`207`）约七个里有一个、品牌（`216`）约九个里有一个达不到：即使在这份比率调高的小样本里，CVR 任务也有很多 id 只见过寥寥几次。在真实数据上，商品有 430 万个（去掉出现不到 10 次的 id 后仍有 467,298 个商品 id），CVR 只有 0.53%，大多数 id 从未和一次购买一起出现过。这就是数据稀疏：CVR 任务每个 id 的样本比 CTR 任务少得多，所以 ESMM 和 MMoE 都让两个任务共享嵌入。
+这些字段的每个 id 在全部曝光中都至少出现 10 次，但在被点击的曝光中，约五分之一的商品 id（`205`）达不到，店铺（`207`）约六七个里有一个、品牌（`216`）约九个里有一个达不到：即使在这份比率调高的小样本里，CVR 任务也有很多 id 只见过寥寥几次。在真实数据上，商品有 430 万个（去掉出现不到 10 次的 id 后仍有 467,298 个商品 id），CVR 只有 0.53%，大多数 id 从未和一次购买一起出现过。这就是数据稀疏：CVR 任务每个 id 的样本比 CTR 任务少得多，所以 ESMM 和 MMoE 都让两个任务共享嵌入。
 """),
     md(en="""
 ## Exercises

@@ -29,7 +29,7 @@ Reading time: 20 minutes. Running time: under a minute on a laptop CPU.
 
 本 notebook 中算出的所有数字都来自仓库自带的**合成数据**（`data/ali-ccp`），而不是真实的
 Ali-CCP。合成数据藏有真实概率，所以可以把每个模型和理论上限 AUC 对比：理论上限 AUC 是用真实概率
-计算的 AUC，任何模型都不可能稳定地超过它。
+计算的 AUC，除非在有限的测试集上碰巧，任何模型都不可能超过它。
 
 阅读约 20 分钟；在笔记本电脑的 CPU 上运行不到一分钟。
 
@@ -175,8 +175,8 @@ Adam with learning rate 3e-3, at most 10 epochs, and early stopping: training st
 validation CVR AUC (task 0, scored on clicked rows) has not improved for 3 epochs, and the
 best epoch's weights are kept. `seed=0` fixes the shuffling, so the run is reproducible.
 """, zh=r"""
-使用 Adam，学习率 3e-3，最多 10 个 epoch，并启用早停：验证集上的 CVR AUC（任务 0，在点击过的行上计算）
-连续 3 个 epoch 没有提升就停止训练，并保留最好那个 epoch 的权重。`seed=0` 固定了打乱顺序，所以结果可以复现。
+使用 Adam，学习率 3e-3，最多 10 轮，并启用早停：验证集上的 CVR AUC（任务 0，在点击过的行上计算）
+连续 3 轮没有提升就停止训练，并保留最好那一轮的权重。`seed=0` 固定了打乱顺序，所以结果可以复现。
 """),
     code(r"""
 torch.manual_seed(0)  # a new ESMM, the same as above: running this cell again starts afresh
@@ -213,7 +213,7 @@ for name, h in {"ESMM": esmm_history, "BASE": base_history}.items():
 Loss curves and validation AUCs per epoch. The dashed line marks the best epoch, whose weights
 the trainer keeps.
 """, zh=r"""
-每个 epoch 的训练损失和验证集 AUC。虚线标出最好的 epoch，训练器保留的就是它的权重。
+每一轮的训练损失和验证集 AUC。虚线标出最好的一轮，训练器保留的就是它的权重。
 """),
     code(r"""
 fig, axes = plt.subplots(2, 2, figsize=(11, 7))
@@ -234,10 +234,10 @@ very rows, so both numbers flatter a little. The test set below is the fairer co
 
 CVR is scored on clicked rows, CTR and CTCVR on all rows (`trainer.evaluate` does this).
 """, zh=r"""
-BASE 学 CVR 更快：它的 CVR 网络直接受到监督，所以验证集 CVR AUC 几个 epoch 就到达峰值，之后随着训练损失继续
+BASE 学 CVR 更快：它的 CVR 网络直接受到监督，所以验证集 CVR AUC 几轮就到达峰值，之后随着训练损失继续
 下降而慢慢回落，这是在大约 9,700 个点击过的训练行上开始过拟合。ESMM 的 CVR 塔起步慢，因为它只能通过乘积
-得到信号，但能持续提升更久。在各自最好的 epoch，两个模型在验证集上的 CVR AUC 差不多：这么小的差异在约 1,200
-个点击过的验证行的噪声范围之内；而且每个模型的最佳 epoch 正是按这些行挑出来的，所以两个数字都偏乐观一些。
+得到信号，但能持续提升更久。在各自最好的一轮，两个模型在验证集上的 CVR AUC 差不多：这么小的差异在约 1,200
+个点击过的验证行的噪声范围之内；而且每个模型的最佳一轮正是按这些行挑出来的，所以两个数字都偏乐观一些。
 下面的测试集才是更公平的比较。
 
 ## 测试集 AUC 与理论上限 AUC 对照
@@ -274,7 +274,7 @@ and score each model's pCVR three ways (predictions from `trainer.predict`, colu
 
 CVR 模型要给全部曝光排序，而不仅仅是点击过的曝光，所以我们也想知道它的 pCVR 在**未点击**的曝光上好不好：
 假如用户点击了，他会不会购买？真实日志永远不会告诉我们。合成数据可以：它的真实概率里有每一行真实的 pCVR，
-无论是否被点击。我们用 `meta.json` 里的参数重新生成真实概率（和第 01 课一样），然后用三种方式给每个模型的
+无论是否被点击。我们用 `meta.json` 里的参数重新生成真实概率（和第 01 节一样），然后用三种方式给每个模型的
 pCVR 打分（预测来自 `trainer.predict`，列为 `[pCVR, pCTR, pCTCVR]`）：
 
 * 在**点击过的行**上对照购买标签：也就是论文中的 CVR AUC；
@@ -306,7 +306,7 @@ What the three columns say:
 
 * **Unclicked rows, against the truth**: BASE's pCVR ranks the impressions it never trained on
   as well as ESMM's. In this generator a purchase depends on the features in the same way
-  whether or not the impression was clicked, and the sample's small vocabularies give every id
+  whether or not the impression was clicked, and the sample's small vocabularies give most ids
   many clicked impressions, so training on clicked rows costs BASE nothing here.
 * **All rows, against the purchase label**: ESMM's pCVR scores higher, but this column is not a
   CVR metric. Even the true pCVR scores below the true pCTR × pCVR on it: it rewards a pCVR that
@@ -323,11 +323,11 @@ ROC curves of the two metrics that mean what they say:
 三列分别说明了什么：
 
 * **未点击的行，对照真实概率**：BASE 的 pCVR 在它从未训练过的曝光上，排序和 ESMM 的一样好。在这个生成器里，
-  无论曝光是否被点击，购买都以同样的方式依赖于特征；而样例数据的词表很小，每个 id 都有很多被点击的曝光，
+  无论曝光是否被点击，购买都以同样的方式依赖于特征；而样例数据的词表很小，大多数 id 都有很多被点击的曝光，
   所以只在点击过的行上训练，在这里并没有让 BASE 吃亏。
 * **全部行，对照购买标签**：ESMM 的 pCVR 分数更高，但这一列并不是 CVR 指标。在这一列上，连真实的 pCVR
   都比不过真实的 pCTR × pCVR：它奖励的是吸收了一部分点击倾向的 pCVR，而 ESMM 的 pCVR 只通过乘积学习，
-  恰好如此。
+  恰恰吸收了一部分点击倾向。
 * 所以在这份数据上，ESMM 的提升就是上面几张表里的那些：点击过的行上的 CVR 和 CTCVR。"在全空间上训练可以
   消除样本选择偏差"是 ESMM 论文针对真实数据（id 非常稀疏）的论证；后来的工作认为 ESMM 的 pCVR 本身也有
   偏差（ESCM²，Wang 等，SIGIR 2022，arXiv 2204.05125）。在真实日志上，中间那一列根本无法计算，这也是

@@ -24,7 +24,7 @@ Reading time: 20 minutes. Running time: under a minute on a laptop CPU.
 """, zh=r"""
 # 03 · MMoE：专家与门控
 
-和第 02 课一样，这里的每个数字都是在**合成数据**上算出来的，不是真实的 Ali-CCP。
+和第 02 节一样，这里的每个数字都是在**合成数据**上算出来的，不是真实的 Ali-CCP。
 
 阅读约 20 分钟；在笔记本电脑的 CPU 上运行不到一分钟。
 
@@ -94,7 +94,7 @@ two tasks are `purchase` and `click`, both labels on all impressions; purchase o
 impressions is the CTCVR label of lesson 02.
 """, zh=r"""
 使用自带的样例数据，包含全部稀疏特征（嵌入维度 4）和全部稠密特征。两个任务是 `purchase`（购买）和
-`click`（点击），两个标签都定义在全部曝光上；全部曝光上的购买就是第 02 课中的 CTCVR 标签。
+`click`（点击），两个标签都定义在全部曝光上；全部曝光上的购买就是第 02 节中的 CTCVR 标签。
 """),
     code(r"""
 DATA = Path("../../data/ali-ccp")  # the bundled sample, from this notebook's folder
@@ -158,7 +158,7 @@ on its own, `start_at_base_rates`, and the average prediction before and after i
 ## 从基础比率出发
 
 塔在构建时输出层的偏置是一个接近 0 的小随机数，所以每个任务一开始都预测 50% 左右。可是购买很少见：训练的最初若干步都会花在把购买
-的输出往它的真实比率拉下去，而这时的大梯度也会搅动共享的专家和嵌入。所以在第一个 epoch 之前，
+的输出往它的标签比率拉下去，而这时的大梯度也会搅动共享的专家和嵌入。所以在第一轮之前，
 `MTLTrainer.fit` 会让每个任务的输出从它的标签在训练数据中的比率出发：输出层的偏置设为该比率 $p$ 的对数几率
 $\log \frac{p}{1 - p}$（回归任务则设为均值）。下面单独执行这一步 `start_at_base_rates`，并看看它前后的
 平均预测：
@@ -178,8 +178,8 @@ purchase label after one epoch. `MTLTrainer(..., start_at_base_rates=False)` tra
 a model that was trained already (by an earlier `fit`, or loaded with `load_model`) is always
 left as it is, so that training goes on from where it was.
 """, zh=r"""
-现在预测从接近真实比率的地方出发，而不是从一半出发。在基准测试的一百万行合成 Ali-CCP 上
-（`benchmarks/README.md`），这一步对稀少的购买标签在第一个 epoch 之后的帮助最大。
+现在预测从接近标签比率的地方出发，而不是从一半出发。在基准测试的一百万行合成 Ali-CCP 上
+（`benchmarks/README.md`），这一步对稀少的购买标签在第一轮之后的帮助最大。
 `MTLTrainer(..., start_at_base_rates=False)` 会跳过这一步；已经训练过的模型（由之前的 `fit` 训练，或用
 `load_model` 加载）总是保持原样，这样训练会从它停下的地方继续。
 """),
@@ -193,7 +193,7 @@ CTR oracle.
 """, zh=r"""
 ## 样例数据上的 MMoE 与共享底层
 
-两者用相同方式训练：学习率 3e-3，最多 10 个 epoch，以验证集上的购买 AUC（任务 0）做早停，耐心值为 2。
+两者用相同方式训练：学习率 3e-3，最多 10 轮，以验证集上的购买 AUC（任务 0）做早停，耐心值为 2。
 测试集 AUC 与 `meta.json` 中的理论上限 AUC 并列：全部曝光上的购买以 CTCVR 的理论上限 AUC 为上限，
 点击以 CTR 的理论上限 AUC 为上限。
 """),
@@ -225,7 +225,7 @@ small, a shared bottom is a strong baseline.
 The average gate weights over the test set, tasks × experts:
 """, zh=r"""
 在这份样例数据上，两个模型基本打平：差异出现在小数点后第三位，远在 6,000 行测试集的噪声范围之内。两者到第
-10 个 epoch 都还在提升，而 MMoE 在嵌入之外的参数约是共享底层的四倍。任务相关性这么高、数据这么少的时候，
+10 轮都还在提升，而 MMoE 在嵌入之外的参数约是共享底层的四倍。任务相关性这么高、数据这么少的时候，
 共享底层是一个很强的基线。
 
 ## 门控学到了什么
@@ -274,7 +274,7 @@ probabilities over all impressions.
 两者推向相反方向（“标题党”）。
 
 对每个 $r$，我们生成 30,000 个曝光（随机种子相同，所以只有任务之间的关系在变化），按 80/10/10 划分，
-用上面的构建函数训练两个模型（最多 10 个 epoch），并在测试行上评估。`true corr` 是全部曝光上真实点击概率
+用上面的构建函数训练两个模型（最多 10 轮），并在测试行上评估。`true corr` 是全部曝光上真实点击概率
 与真实购买概率之间的相关系数。
 """),
     code(r"""
@@ -400,7 +400,7 @@ again = relatedness_sweep({"MMoE": make_mmoe, "shared bottom": make_shared_botto
 print(again.round(3).to_string(index=False))
 print("MMoE - shared bottom (test AUC), data seed 1:")
 print(sweep_difference(again, "MMoE", "shared bottom").round(3).to_string())
-# With this draw MMoE is level with the shared bottom or a few thousandths ahead. The gate
+# With this draw MMoE is within a few thousandths of the shared bottom, mostly ahead. The gate
 # difference starts far higher than in the first draw and hardly grows as r falls.
 """, tags=["solution"]),
     md(en=r"""
@@ -409,7 +409,7 @@ outputs at the base rates (`start_at_base_rates=False`). What happens to the sha
 click AUC, and at which epoch did it stop? Why?
 """, zh=r"""
 **练习 3.** 在 $r = -0.5$（数据随机种子 0）时再运行一次扫描，这次不让输出从基础比率出发
-（`start_at_base_rates=False`）。共享底层的点击 AUC 怎么样了？它在第几个 epoch 停了下来？为什么？
+（`start_at_base_rates=False`）。共享底层的点击 AUC 怎么样了？它在第几轮停了下来？为什么？
 """),
     code(r"""
 from_zero = relatedness_sweep({"MMoE": make_mmoe, "shared bottom": make_shared_bottom},

@@ -17,7 +17,7 @@ Reading time: 15 minutes. Running time: under a minute.
 """, zh="""
 # 04 · 全量数据：原始日志、数组缓存与大规模训练
 
-前面的课程都在一个小的合成数据样本上运行。本课讲真实的 Ali-CCP：去哪里获取、如何把原始日志
+前面几节都在一个小的合成数据样本上运行。本节讲真实的 Ali-CCP：去哪里获取、如何把原始日志
 预处理成本包读取的格式、大文件如何快速加载、如何中断一次长时间的训练并在之后接着训练，以及如何在多个进程或
 多台机器上训练。
 
@@ -43,11 +43,11 @@ Reading time: 15 minutes. Running time: under a minute.
 """, zh="""
 ## 代码在哪里
 
-| 步骤 | 模块 | 本课用到的名字 |
+| 步骤 | 模块 | 本节用到的名字 |
 | --- | --- | --- |
 | 原始日志格式、测试样例 | `rechub_mini/datasets/raw_format.py` | `write_raw_fixture` |
 | 原始日志 → 处理后的 CSV | `rechub_mini/datasets/preprocess.py` | `preprocess_raw` |
-| CSV → 定长类型数组、`.npy` 缓存 | `rechub_mini/datasets/csv_arrays.py` | `read_csv_arrays` |
+| CSV → 指定类型的数组、`.npy` 缓存 | `rechub_mini/datasets/csv_arrays.py` | `read_csv_arrays` |
 | 加载三个划分 | `rechub_mini/datasets/ali_ccp.py` | `load_ali_ccp` |
 | 按真实比例生成的合成数据 | `rechub_mini/datasets/synthetic.py` | `write_synthetic` |
 | 只更新批次中用到的嵌入行 | `rechub_mini/optim.py` | `EmbeddingAdam` |
@@ -187,7 +187,7 @@ changes. `benchmarks/README.md` has the measured speed and memory on 5 million r
 
 We make a larger synthetic file at the real rates (CTR 4.05%, post-click CVR 0.53%) to see it:
 """, zh="""
-## 3. 大文件：定长类型数组与缓存
+## 3. 大文件：指定类型的数组与缓存
 
 真实数据处理后的训练文件约有 4200 万行。用 pandas 的默认方式读取，会得到 int64 和 float64 列，
 占用的内存是数据本身所需的好几倍。`read_csv_arrays` 先数出行数，一次性分配 int32 的 id、float32
@@ -450,7 +450,7 @@ difference: the command line also uses weight decay 1e-5 and keeps the epoch tha
 on the validation split (see `python -m rechub_mini train --help`).
 """, zh="""
 **练习 3.** 在命令行上用 `--batch-size 4096` 在合成数据文件夹上训练同样的 ESMM，并与上面的 AUC
-比较。批大小并不是唯一的区别：命令行还使用 1e-5 的权重衰减，并保留在验证集上得分最好的那个 epoch
+比较。批大小并不是唯一的区别：命令行还使用 1e-5 的权重衰减，并保留在验证集上得分最好的那一轮
 （见 `python -m rechub_mini train --help`）。
 """),
     code("""
