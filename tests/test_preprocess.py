@@ -1,9 +1,13 @@
 """The raw Ali-CCP preprocessor, on fixtures written here: schema, encoding, scaling, splits."""
+import glob
 import json
+import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -13,7 +17,7 @@ from rechub_mini.datasets.ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, SPA
 from rechub_mini.datasets.preprocess import (MULTI_VALUED_RULE, REPORT_NAME, preprocess_raw,
                                              split_of, write_raw_fixture)
 from rechub_mini.cli import main
-from rechub_mini.datasets import parallel, preprocess
+from rechub_mini.datasets import parallel, preprocess, raw_format
 from rechub_mini.datasets.raw_format import block_lines, parse_feature_list, read_blocks
 from rechub_mini.errors import DataError
 
@@ -346,14 +350,17 @@ def test_blocks_hold_whole_lines_and_number_them_from_the_file(tmp_path, block_b
     assert b"".join(block.data for block in blocks) == path.read_bytes()
 
 
-def test_default_workers_one_for_small_inputs_else_one_per_core(monkeypatch):
-    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 16)
+def test_default_workers_one_for_small_inputs_else_one_per_usable_core(monkeypatch):
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 16)
     assert parallel.default_workers(63 << 20) == 1
     assert parallel.default_workers(64 << 20) == parallel.MAX_WORKERS == 4
-    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 2)
     assert parallel.default_workers(40 << 30) == 2
-    monkeypatch.setattr(parallel.os, "cpu_count", lambda: None)  # unknown
-    assert parallel.default_workers(40 << 30) == 1
+    monkeypatch.undo()
+    if hasattr(os, "sched_getaffinity"):  # a container or taskset may give fewer than the host
+        monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: {3})
+        monkeypatch.setattr(parallel.os, "cpu_count", lambda: 64)
+        assert parallel.default_workers(40 << 30) == 1
 
 
 def test_the_pieces_of_a_line_come_from_the_right_raw_file():
@@ -398,3 +405,94 @@ def test_a_script_that_starts_workers_without_a_main_guard_is_told_why_it_failed
     assert result.stderr.splitlines()[-1].startswith("rechub_mini.errors.DataError: A worker "
                                                      "process stopped")
     assert 'under `if __name__ == "__main__":`' in result.stderr.splitlines()[-1]
+
+
+def test_the_first_bad_line_is_named_wherever_blocks_end(tmp_path):
+    """A repeated key on line 10 is reported before a damaged line 20 in the same block (the
+    block is parsed before its keys are merged)."""
+    write_raw_fixture(tmp_path / "raw", rows=300, seed=0)
+    common = tmp_path / "raw" / "common_features_train.csv"
+    lines = common.read_text().splitlines(keepends=True)
+    lines[9] = lines[2]
+    lines[19] = "damaged,1,nope\n"
+    common.write_text("".join(lines))
+    with pytest.raises(DataError, match=r"common_features_train\.csv, line 10: "
+                                        r"common_feature_index .* appears a second time"):
+        preprocess_raw(tmp_path / "raw", tmp_path / "out")
+
+
+def test_a_file_without_line_breaks_is_refused_early(tmp_path, monkeypatch):
+    monkeypatch.setattr(raw_format, "MAX_LINE_BYTES", 10_000)
+    path = tmp_path / "sample_skeleton_train.csv"
+    path.write_bytes(b"1,0,0,key,1,205\x02x\x031.0\r" * 2000)  # \r only: one huge line
+    blocks = read_blocks(path, 1024)
+    with pytest.raises(DataError, match=r"sample_skeleton_train\.csv, line 1: more than .* "
+                                        r"without a line break"):
+        next(blocks)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("stop", ["ctrl-c", "kill -9"])
+def test_workers_end_with_the_main_process(tmp_path, stop):
+    """Ctrl-C (to the whole process group, as a terminal sends it) ends the run with one line
+    and an empty output folder. Killed (out of memory, kill -9), the main process cannot stop
+    its workers: they must notice on their own, not wait for blocks for ever."""
+    write_raw_fixture(tmp_path / "raw", rows=20_000, seed=0)
+    script = ("import signal, sys\n"
+              "signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started "
+              "with Ctrl-C ignored\n"
+              "from rechub_mini.datasets import parallel\n"
+              "parallel.BLOCK_BYTES = 256  # many small blocks: the run lasts\n"
+              "from rechub_mini.cli import main\n"
+              "sys.exit(main(['preprocess', '--raw', 'raw', '--out', 'out', '--workers', '2']))")
+    run = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, text=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           start_new_session=True)
+
+    def children():
+        found = []
+        for stat in glob.glob("/proc/[0-9]*/stat"):
+            try:
+                fields = open(stat).read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == run.pid:  # the parent's pid
+                found.append(int(stat.split("/")[2]))
+        return found
+
+    def running(pids):  # exited processes that nobody reaped yet (zombies) are not running
+        states = []
+        for pid in pids:
+            try:
+                states.append((pid, open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]))
+            except OSError:
+                continue
+        return [pid for pid, state in states if state != "Z"]
+
+    workers = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(children()) < 2 and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)  # the workers are past their start
+        workers = children()
+        assert run.poll() is None and len(workers) >= 2
+        if stop == "ctrl-c":
+            os.killpg(run.pid, signal.SIGINT)
+            assert run.wait(timeout=60) == 130
+            assert run.stderr.read().strip() == ("interrupted: the output folder holds its "
+                                                 "earlier files or all of this run's, never a "
+                                                 "mix.")
+            assert list((tmp_path / "out").iterdir()) == []
+        else:
+            run.kill()
+            run.wait()
+        deadline = time.monotonic() + 30
+        while running(workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        alive = running(workers)
+        assert alive == [], f"workers {alive} outlived the main process"
+    finally:
+        run.kill()
+        for pid in running(workers):  # where the test failed: none left behind
+            os.kill(pid, signal.SIGKILL)

@@ -13,10 +13,12 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +33,7 @@ BLOCK_BYTES = 1 << 20  # the raw files are read and parsed in blocks of about 1 
 # Each worker imports torch with the package (~0.2 GB of its own memory here) and holds a copy
 # of the encoder and the user contexts: 4 keep that modest on a laptop.
 MAX_WORKERS = 4
+WINDOWS_MAX_WORKERS = 61  # concurrent.futures' limit there
 BLOCKS_AHEAD = 2  # blocks handed out per worker before the first result is waited for
 
 # What every block of a pass needs besides its lines (the writing passes' encoder), for the
@@ -39,8 +42,22 @@ shared_state: Any = None
 _loaded_state_file: str | None = None
 
 
-def _ignore_ctrl_c() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the main process to handle
+def _start_worker() -> None:
+    """In each worker: leave Ctrl-C to the main process, and end when it ends, however it
+    ends (killed, out of memory), instead of waiting for blocks for ever."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: multiprocessing.process.BaseProcess) -> None:
+    parent.join()
+    os._exit(1)
+
+
+def _started() -> None:
+    """A task that does nothing: submitted once per worker to start them all at once."""
 
 
 def _run_in_worker(function: Callable[[RawBlock], T], state_file: str | None,
@@ -55,12 +72,20 @@ def _run_in_worker(function: Callable[[RawBlock], T], state_file: str | None,
     return function(block)
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (a container or `taskset` may allow fewer than
+    the machine has)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def default_workers(total_bytes: int, parallel_from_bytes: int = 64 << 20) -> int:
     """1 below `parallel_from_bytes` of input (starting workers costs seconds), else one per
-    CPU core, at most MAX_WORKERS (more can be asked for explicitly)."""
+    usable CPU core, at most MAX_WORKERS (more can be asked for explicitly)."""
     if total_bytes < parallel_from_bytes:
         return 1
-    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+    return max(1, min(usable_cores(), MAX_WORKERS))
 
 
 class BlockWorkers:
@@ -77,15 +102,33 @@ class BlockWorkers:
     """
 
     def __init__(self, workers: int, scratch_folder: str | os.PathLike | None = None) -> None:
+        if sys.platform == "win32" and workers > WINDOWS_MAX_WORKERS:
+            raise DataError(f"workers is {workers}; Windows allows at most "
+                            f"{WINDOWS_MAX_WORKERS} worker processes.")
         self.workers = workers
         self.scratch_folder = scratch_folder
         self.pool: ProcessPoolExecutor | None = None
+        self.state_files: list[str] = []
 
     def __enter__(self) -> BlockWorkers:
-        if self.workers > 1:
-            self.pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_ignore_ctrl_c)
+        if self.workers == 1:
+            return self
+        self.pool = ProcessPoolExecutor(
+            self.workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker)
+        # Start every worker now, with Ctrl-C ignored: a worker inherits that, so Ctrl-C while
+        # it imports the package (seconds) does not print its traceback. (Started on demand,
+        # a worker would see Ctrl-C as KeyboardInterrupt until its initializer ran.)
+        previous = signal.getsignal(signal.SIGINT)
+        can_hold = threading.current_thread() is threading.main_thread() and previous is not None
+        if can_hold:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            for _ in range(self.workers):
+                self.pool.submit(_started)
+        finally:
+            if can_hold:
+                signal.signal(signal.SIGINT, previous)
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -93,6 +136,8 @@ class BlockWorkers:
         shared_state = None
         if self.pool is not None:  # on an error: drop the blocks not started, end the workers
             self.pool.shutdown(wait=True, cancel_futures=True)
+        for state_file in self.state_files:  # left by a pass that failed
+            os.remove(state_file)
 
     def map(self, function: Callable[[RawBlock], T], path: Path, progress: bool = False,
             state: Any = None) -> Iterator[T]:
@@ -112,36 +157,32 @@ class BlockWorkers:
                     bar.update(len(block.data))
                 return
             state_file = None
+            if state is not None:
+                with tempfile.NamedTemporaryFile("wb", dir=self.scratch_folder, delete=False,
+                                                 prefix=".state-", suffix=".tmp") as f:
+                    self.state_files.append(f.name)
+                    pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+                state_file = f.name
             try:
-                if state is not None:
-                    with tempfile.NamedTemporaryFile("wb", dir=self.scratch_folder, delete=False,
-                                                     prefix=".state-", suffix=".tmp") as f:
-                        state_file = f.name
-                        pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
                 pending: deque = deque()
                 for block in read_blocks(path, BLOCK_BYTES):
                     pending.append((len(block.data), self.pool.submit(
                         _run_in_worker, function, state_file, block)))
                     if len(pending) >= BLOCKS_AHEAD * self.workers:
                         size, result = pending.popleft()
-                        yield _result(result)
+                        yield result.result()
                         bar.update(size)
                 while pending:
                     size, result = pending.popleft()
-                    yield _result(result)
+                    yield result.result()
                     bar.update(size)
-            finally:
-                if state_file is not None:
-                    os.remove(state_file)
-
-
-def _result(future: Future[T]) -> T:
-    """The result of a block, with a way out when its worker died."""
-    try:
-        return future.result()
-    except BrokenProcessPool:
-        raise DataError("A worker process stopped before finishing its block: it ran out of "
-                        "memory, or could not start. A script that starts workers (here through "
-                        "preprocess_raw) must do so under `if __name__ == \"__main__\":`, as "
-                        "Python's multiprocessing requires. Or use one process: workers=1 "
-                        "(--workers 1 on the command line).") from None
+            except BrokenProcessPool:
+                raise DataError(f"A worker process stopped while {path.name} was read: it ran "
+                                f"out of memory or was killed, or it could not start (a script "
+                                f"that starts workers, as preprocess_raw does, must do so under "
+                                f"`if __name__ == \"__main__\":`). Run again with fewer "
+                                f"workers, or with one process: workers=1 (--workers 1 on the "
+                                f"command line).") from None
+            if state_file is not None:  # every block is done: no worker reads it any more
+                self.state_files.remove(state_file)
+                os.remove(state_file)

@@ -236,7 +236,7 @@ def _read_common(workers: BlockWorkers, path: Path, progress: bool
     """{common_feature_index: user fields aligned with USER_FIELDS} of a common-features file."""
     index: dict[str, tuple[Pair | None, ...]] = {}
     shared: dict[Pair, Pair] = {}  # one object per distinct (id, value): saves a lot of memory
-    for rows in workers.map(common_rows, path, progress):
+    for rows, error in workers.map(common_rows, path, progress):
         for number, key, user in rows:
             if key in index:
                 raise DataError(f"{path.name}, line {number}: common_feature_index "
@@ -245,6 +245,8 @@ def _read_common(workers: BlockWorkers, path: Path, progress: bool
                                 f"concatenated.")
             index[key] = tuple(None if pair is None else shared.setdefault(pair, pair)
                                for pair in user)
+        if error is not None:  # after the lines before it: the first bad line is named
+            raise error
     return index
 
 
@@ -319,8 +321,10 @@ def preprocess_raw(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, min_c
         min_count: ids seen fewer times than this in train are mapped to 0 (unknown).
         progress: show tqdm progress bars (one per file read).
         workers: processes that parse the raw lines. Default: 1 for raw files under 64 MB
-            (starting workers costs seconds), else one per CPU core, at most 4. The files
-            written are the same bytes for any number.
+            (starting workers costs seconds), else one per usable CPU core, at most 4. The
+            files written are the same bytes for any number. A script that starts workers
+            must call this under `if __name__ == "__main__":` (Python starts them by
+            importing the script again); the command line does.
 
     Returns:
         The report: rows written, dropped (click = 0, conversion = 1) rows and rows without
@@ -338,9 +342,10 @@ def preprocess_raw(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, min_c
     _check_nothing_overwritten(out, set(csv_names.values()))
     names = [*csv_names.values(), REPORT_NAME]
     stats: Stats = {split: Counter() for split in SPLITS}
-    # every file under a temporary name, renamed into place only when all are complete
-    with BlockWorkers(workers, scratch_folder=out) as pool, \
-            replace_when_done([out / name for name in names]) as temporary, ExitStack() as opened:
+    # every file under a temporary name, renamed into place only when all are complete (and
+    # the workers have ended, so that Ctrl-C while they end does not undo a finished run)
+    with replace_when_done([out / name for name in names]) as temporary, ExitStack() as opened, \
+            BlockWorkers(workers, scratch_folder=out) as pool:
         common = _read_common(pool, paths["common_train"], progress)
         vocab, ranges, fit_stats = _fit(
             pool.map(count_block, paths["skeleton_train"], progress), common, min_count)

@@ -38,6 +38,7 @@ MULTI_VALUED_RULE = ("A field with several entries in one row keeps the entry wi
                      "value (ties: the first one); its D<field> dense column is that value.")
 
 Pair = tuple[str, float]  # (feature_id, value) of the entry kept for one field
+MAX_LINE_BYTES = 64 << 20  # far above any real line: a file without line breaks is refused
 
 
 class SkeletonRow(NamedTuple):
@@ -101,21 +102,25 @@ class RawBlock(NamedTuple):
 def read_blocks(path: Path, block_bytes: int) -> Iterator[RawBlock]:
     """The file as blocks of about `block_bytes`, each ending at the end of a line."""
     with open(path, "rb") as f:
-        first_line, rest = 1, b""
-        while True:
-            data = f.read(block_bytes)
-            if not data:
-                break
-            data = rest + data
+        first_line, pending, held = 1, [], 0  # pending: what was read after the last "\n"
+        while data := f.read(block_bytes):
             end = data.rfind(b"\n") + 1
             if end == 0:  # no line ends here yet: read on
-                rest = data
+                pending.append(data)
+                held += len(data)
+                if held > MAX_LINE_BYTES:
+                    raise DataError(f"{path.name}, line {first_line}: more than "
+                                    f"{MAX_LINE_BYTES >> 20} MB without a line break. Raw "
+                                    f"Ali-CCP has one impression or user context per line, "
+                                    f"each ending in \\n: check that this is the right file, "
+                                    f"completely unpacked.")
                 continue
-            rest = data[end:]
-            yield RawBlock(path.name, first_line, data[:end])
-            first_line += data.count(b"\n", 0, end)
-        if rest:  # the last line has no line break
-            yield RawBlock(path.name, first_line, rest)
+            block = b"".join([*pending, data[:end]])
+            pending, held = [data[end:]], len(data) - end
+            yield RawBlock(path.name, first_line, block)
+            first_line += block.count(b"\n")
+        if held:  # the last line has no line break
+            yield RawBlock(path.name, first_line, b"".join(pending))
 
 
 def block_lines(block: RawBlock) -> Iterator[tuple[int, str]]:
@@ -137,16 +142,25 @@ def _columns(line: str, names: list[str], where: str) -> list[str]:
     return cells
 
 
-def common_rows(block: RawBlock) -> list[tuple[int, str, tuple[Pair | None, ...]]]:
+def common_rows(block: RawBlock
+                ) -> tuple[list[tuple[int, str, tuple[Pair | None, ...]]], DataError | None]:
     """(line number, common_feature_index, user fields) of each line of a common-features
-    block; the user fields are a tuple aligned with USER_FIELDS (None = absent)."""
+    block, the user fields as a tuple aligned with USER_FIELDS (None = absent); and the error
+    of the first damaged line, if any, with only the lines before it.
+
+    The error is returned, not raised, so that whoever merges the blocks in file order can
+    report a repeated key on an earlier line first: the first bad line is named, wherever the
+    blocks begin and end."""
     rows = []
-    for number, line in block_lines(block):
-        where = f"{block.file_name}, line {number}"
-        key, feature_num, feature_list = _columns(line, COMMON_COLUMNS, where)
-        fields = parse_feature_list(feature_list, feature_num, USER_FIELD_SET, where)
-        rows.append((number, key, tuple(fields.get(f) for f in USER_FIELDS)))
-    return rows
+    try:
+        for number, line in block_lines(block):
+            where = f"{block.file_name}, line {number}"
+            key, feature_num, feature_list = _columns(line, COMMON_COLUMNS, where)
+            fields = parse_feature_list(feature_list, feature_num, USER_FIELD_SET, where)
+            rows.append((number, key, tuple(fields.get(f) for f in USER_FIELDS)))
+    except DataError as error:
+        return rows, error
+    return rows, None
 
 
 def skeleton_rows(block: RawBlock) -> Iterator[SkeletonRow]:
