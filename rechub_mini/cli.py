@@ -24,6 +24,7 @@ from .datasets.ali_ccp_schema import DENSE_COLUMNS, SPARSE_COLUMNS
 from .datasets.preprocess import preprocess_raw
 from .datasets.synthetic import MIN_ROWS, write_synthetic
 from .errors import CheckpointError, DataError, TrainingError
+from .files import Terminated, stop_on_sigterm
 from .models import ESMM, MMOE, BaseCVR, MultiTaskModel, SharedBottom
 from .trainer import MTLTrainer
 
@@ -231,10 +232,12 @@ def one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; return its exit status (2 for an input error, 130 for Ctrl-C)."""
+    """Run one command; return its exit status (2 for an input error, 130 for Ctrl-C, 143 for
+    SIGTERM)."""
     args = make_parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():  # restores Python's own format afterwards
+        # SIGTERM (kill, timeout, docker stop) stops a command as Ctrl-C does, files cleaned up
+        with warnings.catch_warnings(), stop_on_sigterm():  # both restored afterwards
             warnings.formatwarning = one_line_warning
             args.run(args)
     except (DataError, TrainingError, CheckpointError) as err:
@@ -242,12 +245,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         if args.debug:
             raise
         saved = INTERRUPTED[args.command]
         if args.command == "train" and args.save is None:
             saved = "nothing was saved (give --save to be able to resume)"
         print(f"\ninterrupted: {saved}.", file=sys.stderr)
-        return 130  # the shell's status for Ctrl-C
+        return 143 if isinstance(err, Terminated) else 130  # the shell's, for SIGTERM / Ctrl-C
     return 0

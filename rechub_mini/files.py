@@ -46,31 +46,61 @@ def prepare_folder(folder: str | os.PathLike, what: str) -> Path:
     return path
 
 
+class Terminated(KeyboardInterrupt):
+    """A SIGTERM (kill, timeout, docker stop) inside `stop_on_sigterm`: handled as Ctrl-C is,
+    so temporary files are removed on the way out."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
+
+
+@contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """Within the block, SIGTERM raises Terminated instead of ending the process on the spot,
+    which would leave the temporary files of `replace_when_done` behind (gigabytes while raw
+    logs are preprocessed). For the command line; only the main thread can set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextmanager
 def ctrl_c_held() -> Iterator[None]:
-    """Hold back a Ctrl-C that arrives during the block until the block has ended.
+    """Hold back a Ctrl-C (or a SIGTERM that `stop_on_sigterm` turns into one) that arrives
+    during the block until the block has ended.
 
     For the few microseconds in which a set of finished files is renamed into place: a Ctrl-C
     there would otherwise leave some files new and some old. Signal handlers can only be set
     in the main thread; elsewhere the block runs unprotected.
     """
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous in (
-            None, signal.SIG_IGN):  # not set from Python, or ignored: nothing to hold back
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    held = {}
+    for number in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(number)
+        if previous not in (None, signal.SIG_IGN):  # not set from Python, or ignored: left
+            held[number] = previous
     caught: list[int] = []
     try:
-        signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+        for number in held:
+            signal.signal(number, lambda signum, frame: caught.append(signum))
     except ValueError:  # e.g. a subinterpreter: run the block unprotected
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if caught:  # several presses arrive as one
-            signal.raise_signal(signal.SIGINT)  # now handled as it would have been
+        for number, previous in held.items():
+            signal.signal(number, previous)
+        for number in sorted(set(caught), key=caught.index):  # several presses arrive as one
+            signal.raise_signal(number)  # now handled as it would have been
 
 
 @contextmanager

@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from rechub_mini import DataError, files
-from rechub_mini.files import prepare_folder, replace_when_done
+from rechub_mini.files import Terminated, prepare_folder, replace_when_done, stop_on_sigterm
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path):
@@ -110,6 +110,36 @@ def test_a_ctrl_c_while_renaming_waits_until_every_file_is_in_place(tmp_path, mo
     assert calls == paths  # the Ctrl-C came after the first rename and stopped none
     assert [p.read_text(encoding="utf-8") for p in paths] == ["new"] * 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv", "meta.json"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="no SIGTERM")
+def test_a_sigterm_stops_like_ctrl_c_but_not_while_renaming(tmp_path, monkeypatch):
+    """Under stop_on_sigterm (the command line) SIGTERM raises Terminated, a KeyboardInterrupt:
+    the temporary files go, and during the renames it waits like Ctrl-C."""
+    before = signal.getsignal(signal.SIGTERM)
+    paths = [tmp_path / name for name in ("a.csv", "b.csv")]
+    with pytest.raises(Terminated), stop_on_sigterm():
+        with replace_when_done(paths) as temporary:
+            temporary[paths[0]].write_text("new", encoding="utf-8")
+            signal.raise_signal(signal.SIGTERM)  # what kill, timeout or docker stop deliver
+    assert list(tmp_path.iterdir()) == []  # no temporary file left
+    replace = os.replace
+    calls = []
+
+    def sigterm_during_the_first_rename(source, target):
+        calls.append(target)
+        if len(calls) == 1:
+            signal.raise_signal(signal.SIGTERM)
+        replace(source, target)
+
+    monkeypatch.setattr(files.os, "replace", sigterm_during_the_first_rename)
+    with pytest.raises(Terminated), stop_on_sigterm():
+        with replace_when_done(paths) as temporary:
+            for path in paths:
+                temporary[path].write_text("new", encoding="utf-8")
+    assert calls == paths and [p.read_text(encoding="utf-8") for p in paths] == ["new"] * 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv"]
+    assert signal.getsignal(signal.SIGTERM) == before  # restored
 
 
 def test_every_file_is_flushed_to_disk_before_it_is_renamed(tmp_path, monkeypatch):

@@ -432,11 +432,12 @@ def test_a_file_without_line_breaks_is_refused_early(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("stop", ["ctrl-c", "kill -9"])
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm", "kill -9"])
 def test_workers_end_with_the_main_process(tmp_path, stop):
-    """Ctrl-C (to the whole process group, as a terminal sends it) ends the run with one line
-    and an empty output folder. Killed (out of memory, kill -9), the main process cannot stop
-    its workers: they must notice on their own, not wait for blocks for ever."""
+    """Ctrl-C (to the whole process group, as a terminal sends it) and SIGTERM (to the main
+    process, as kill, timeout and docker stop send it) end the run with one line and an empty
+    output folder. Killed (out of memory, kill -9), the main process cannot stop its workers:
+    they must notice on their own, not wait for blocks for ever."""
     write_raw_fixture(tmp_path / "raw", rows=20_000, seed=0)
     script = ("import signal, sys\n"
               "signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started "
@@ -477,9 +478,12 @@ def test_workers_end_with_the_main_process(tmp_path, stop):
         time.sleep(1)  # the workers are past their start
         workers = children()
         assert run.poll() is None and len(workers) >= 2
-        if stop == "ctrl-c":
-            os.killpg(run.pid, signal.SIGINT)
-            assert run.wait(timeout=60) == 130
+        if stop in ("ctrl-c", "sigterm"):
+            if stop == "ctrl-c":
+                os.killpg(run.pid, signal.SIGINT)
+            else:
+                run.terminate()
+            assert run.wait(timeout=60) == (130 if stop == "ctrl-c" else 143)
             assert run.stderr.read().strip() == ("interrupted: the output folder holds its "
                                                  "earlier files or all of this run's, never a "
                                                  "mix.")
