@@ -3,5 +3,5 @@ import sys
 
 from .cli import main
 
-if __name__ == "__main__":  # not again in the worker processes of preprocess (they import it)
+if __name__ == "__main__":  # the usual guard: importing this module runs nothing
     sys.exit(main())

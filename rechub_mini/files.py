@@ -67,7 +67,8 @@ def stop_on_sigterm() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:  # None: a handler set outside Python, which cannot be restored
+            signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager

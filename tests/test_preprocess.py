@@ -432,7 +432,7 @@ def test_a_file_without_line_breaks_is_refused_early(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm", "kill -9"])
+@pytest.mark.parametrize("stop", ["ctrl-c", "ctrl-c twice", "sigterm", "kill -9"])
 def test_workers_end_with_the_main_process(tmp_path, stop):
     """Ctrl-C (to the whole process group, as a terminal sends it) and SIGTERM (to the main
     process, as kill, timeout and docker stop send it) end the run with one line and an empty
@@ -450,15 +450,17 @@ def test_workers_end_with_the_main_process(tmp_path, stop):
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                            start_new_session=True)
 
-    def children():
+    def children():  # the worker processes (not multiprocessing's resource tracker)
         found = []
         for stat in glob.glob("/proc/[0-9]*/stat"):
+            folder = stat.rsplit("/", 1)[0]
             try:
-                fields = open(stat).read().rsplit(")", 1)[1].split()
+                parent = int(open(stat).read().rsplit(")", 1)[1].split()[1])
+                command = open(f"{folder}/cmdline", "rb").read()
             except OSError:
                 continue
-            if int(fields[1]) == run.pid:  # the parent's pid
-                found.append(int(stat.split("/")[2]))
+            if parent == run.pid and b"spawn_main" in command:
+                found.append(int(folder.rsplit("/", 1)[1]))
         return found
 
     def running(pids):  # exited processes that nobody reaped yet (zombies) are not running
@@ -475,15 +477,18 @@ def test_workers_end_with_the_main_process(tmp_path, stop):
         deadline = time.monotonic() + 120
         while len(children()) < 2 and run.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        time.sleep(1)  # the workers are past their start
+        time.sleep(1)  # the workers are still importing the package: the hardest moment
         workers = children()
-        assert run.poll() is None and len(workers) >= 2
-        if stop in ("ctrl-c", "sigterm"):
-            if stop == "ctrl-c":
+        assert run.poll() is None and len(workers) == 2
+        if stop != "kill -9":
+            if stop.startswith("ctrl-c"):
                 os.killpg(run.pid, signal.SIGINT)
+                if stop == "ctrl-c twice":  # impatient: again while the workers end
+                    time.sleep(0.05)
+                    os.killpg(run.pid, signal.SIGINT)
             else:
                 run.terminate()
-            assert run.wait(timeout=60) == (130 if stop == "ctrl-c" else 143)
+            assert run.wait(timeout=60) == (143 if stop == "sigterm" else 130)
             assert run.stderr.read().strip() == ("interrupted: the output folder holds its "
                                                  "earlier files or all of this run's, never a "
                                                  "mix.")

@@ -18,6 +18,7 @@ import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any, TypeVar
 from tqdm.auto import tqdm
 
 from ..errors import DataError
+from ..files import ctrl_c_held
 from .raw_format import RawBlock, read_blocks
 
 T = TypeVar("T")
@@ -36,9 +38,8 @@ MAX_WORKERS = 4
 WINDOWS_MAX_WORKERS = 61  # concurrent.futures' limit there
 BLOCKS_AHEAD = 2  # blocks handed out per worker before the first result is waited for
 
-# What every block of a pass needs besides its lines (the writing passes' encoder), for the
-# function to read here: set by `map` in this process, loaded once per worker from a file.
-shared_state: Any = None
+# In a worker: the state of the pass it works for, loaded from its file once per pass.
+_loaded_state: Any = None
 _loaded_state_file: str | None = None
 
 
@@ -46,6 +47,8 @@ def _start_worker() -> None:
     """In each worker: leave Ctrl-C to the main process, and end when it ends, however it
     ends (killed, out of memory), instead of waiting for blocks for ever."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # blocked while the worker started (see __enter__)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
@@ -60,16 +63,32 @@ def _started() -> None:
     """A task that does nothing: submitted once per worker to start them all at once."""
 
 
-def _run_in_worker(function: Callable[[RawBlock], T], state_file: str | None,
-                   block: RawBlock) -> T:
-    global shared_state, _loaded_state_file
+def _run_in_worker(function: Callable[..., T], state_file: str | None, block: RawBlock) -> T:
+    global _loaded_state, _loaded_state_file
+    if state_file is None:
+        return function(block)
     if state_file != _loaded_state_file:
-        shared_state = None  # the previous pass's state can go first
-        if state_file is not None:
-            with open(state_file, "rb") as f:
-                shared_state = pickle.load(f)
+        _loaded_state = None  # the previous pass's state can go first
+        with open(state_file, "rb") as f:
+            _loaded_state = pickle.load(f)
         _loaded_state_file = state_file
-    return function(block)
+    return function(block, _loaded_state)
+
+
+@contextmanager
+def _ctrl_c_blocked() -> Iterator[None]:
+    """Ctrl-C waits (blocked, not lost) until the block ends; workers started inside inherit
+    the block, so Ctrl-C while they import the package (seconds) prints no traceback from
+    them. Where signals cannot be blocked (Windows, other threads) the block runs as is."""
+    if not hasattr(signal, "pthread_sigmask") or \
+            threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a waiting Ctrl-C: now
 
 
 def usable_cores() -> int:
@@ -116,44 +135,33 @@ class BlockWorkers:
         self.pool = ProcessPoolExecutor(
             self.workers, mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker)
-        # Start every worker now, with Ctrl-C ignored: a worker inherits that, so Ctrl-C while
-        # it imports the package (seconds) does not print its traceback. (Started on demand,
-        # a worker would see Ctrl-C as KeyboardInterrupt until its initializer ran.)
-        previous = signal.getsignal(signal.SIGINT)
-        can_hold = threading.current_thread() is threading.main_thread() and previous is not None
-        if can_hold:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
+        with _ctrl_c_blocked():  # every worker now (not on demand), Ctrl-C blocked
             for _ in range(self.workers):
                 self.pool.submit(_started)
-        finally:
-            if can_hold:
-                signal.signal(signal.SIGINT, previous)
         return self
 
     def __exit__(self, *exc_info) -> None:
-        global shared_state
-        shared_state = None
-        if self.pool is not None:  # on an error: drop the blocks not started, end the workers
-            self.pool.shutdown(wait=True, cancel_futures=True)
-        for state_file in self.state_files:  # left by a pass that failed
-            os.remove(state_file)
+        try:
+            if self.pool is not None:  # on an error: drop the blocks not started, end workers
+                with ctrl_c_held():  # a second Ctrl-C here would leave them waiting for ever
+                    self.pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            for state_file in self.state_files:  # left by a pass that failed
+                os.remove(state_file)
 
-    def map(self, function: Callable[[RawBlock], T], path: Path, progress: bool = False,
+    def map(self, function: Callable[..., T], path: Path, progress: bool = False,
             state: Any = None) -> Iterator[T]:
-        """function(block) for each block of the file at `path`, in file order; `function`
-        finds `state` in `parallel.shared_state`.
+        """function(block) for each block of the file at `path`, in file order, or
+        function(block, state) when a `state` is given.
 
         `function` must be defined at the top level of a module, so that workers can import
         it. A progress bar over the file's bytes is shown when `progress` is true.
         """
-        global shared_state
         with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name,
                   disable=not progress) as bar:
             if self.pool is None:
-                shared_state = state
                 for block in read_blocks(path, BLOCK_BYTES):
-                    yield function(block)
+                    yield function(block) if state is None else function(block, state)
                     bar.update(len(block.data))
                 return
             state_file = None

@@ -37,7 +37,6 @@ from ..errors import DataError
 from ..files import prepare_folder, replace_when_done
 from .ali_ccp_schema import (ALL_COLUMNS, DENSE_COLUMNS, FIELD_OF_DENSE_COLUMN, SPARSE_COLUMNS,
                              SPLITS, split_file_name, synthetic_files)
-from . import parallel
 from .parallel import BlockWorkers, default_workers
 from .raw_format import (MULTI_VALUED_RULE, SAMPLE_FIELDS, USER_FIELDS, Pair, RawBlock,
                          common_rows, shortened, skeleton_rows, write_raw_fixture)
@@ -204,10 +203,10 @@ class Encoding(NamedTuple):
     split_rule: str  # "train": every row is train; "test": val or test by split_of(sample_id)
 
 
-def encode_block(block: RawBlock) -> tuple[dict[str, str], dict[str, Counter]]:
+def encode_block(block: RawBlock, encoding: Encoding
+                 ) -> tuple[dict[str, str], dict[str, Counter]]:
     """The writing pass over one skeleton block (runs in a worker): the processed lines of
     each split, and per split the rows written, dropped and without user fields."""
-    encoding: Encoding = parallel.shared_state
     encoder, user_pieces = encoding.encoder, encoding.user_pieces
     missing_user = user_pieces[MISSING_USER]
     lines: dict[str, list[str]] = {}

@@ -1,4 +1,4 @@
-"""Read Ali-CCP's raw logs line by line, and write a tiny made-up set of them for tests.
+"""Read Ali-CCP's raw logs in blocks of whole lines, and write a tiny made-up set for tests.
 
 The raw dataset (Tianchi dataset 408, the data of the ESMM paper: Ma et al., SIGIR 2018,
 arXiv 1804.07931) is four header-less, comma-separated files:
