@@ -88,57 +88,44 @@ def python_ctrl_c():
     signal.signal(signal.SIGINT, previous)
 
 
-def test_a_ctrl_c_while_renaming_waits_until_every_file_is_in_place(tmp_path, monkeypatch,
-                                                                     python_ctrl_c):
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_a_ctrl_c_or_sigterm_while_renaming_waits_until_every_file_is_in_place(
+        tmp_path, monkeypatch, python_ctrl_c, stop):
+    """Ctrl-C, or SIGTERM under stop_on_sigterm (the command line), during the renames stops
+    the program only once every file is in place."""
     paths = [tmp_path / name for name in ("a.csv", "b.csv", "meta.json")]
     for path in paths:
         path.write_text("old", encoding="utf-8")
     replace = os.replace
     calls = []
 
-    def ctrl_c_during_the_first_rename(source, target):
+    def signal_during_the_first_rename(source, target):
         calls.append(target)
         if len(calls) == 1:
-            signal.raise_signal(signal.SIGINT)  # what pressing Ctrl-C there delivers
+            signal.raise_signal(getattr(signal, stop))  # what Ctrl-C or kill delivers there
         replace(source, target)
 
-    monkeypatch.setattr(files.os, "replace", ctrl_c_during_the_first_rename)
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(files.os, "replace", signal_during_the_first_rename)
+    with pytest.raises(Terminated if stop == "SIGTERM" else KeyboardInterrupt), \
+            stop_on_sigterm():
         with replace_when_done(paths) as temporary:
             for path in paths:
                 temporary[path].write_text("new", encoding="utf-8")
-    assert calls == paths  # the Ctrl-C came after the first rename and stopped none
+    assert calls == paths  # the signal came after the first rename and stopped none
     assert [p.read_text(encoding="utf-8") for p in paths] == ["new"] * 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv", "meta.json"]
 
 
-@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="no SIGTERM")
-def test_a_sigterm_stops_like_ctrl_c_but_not_while_renaming(tmp_path, monkeypatch):
-    """Under stop_on_sigterm (the command line) SIGTERM raises Terminated, a KeyboardInterrupt:
-    the temporary files go, and during the renames it waits like Ctrl-C."""
+def test_a_sigterm_under_stop_on_sigterm_removes_the_temporary_files(tmp_path):
+    """kill, timeout and docker stop send SIGTERM: the command line then stops as on Ctrl-C
+    (Terminated is a KeyboardInterrupt) instead of ending with the temporary files left."""
     before = signal.getsignal(signal.SIGTERM)
     paths = [tmp_path / name for name in ("a.csv", "b.csv")]
     with pytest.raises(Terminated), stop_on_sigterm():
         with replace_when_done(paths) as temporary:
             temporary[paths[0]].write_text("new", encoding="utf-8")
-            signal.raise_signal(signal.SIGTERM)  # what kill, timeout or docker stop deliver
-    assert list(tmp_path.iterdir()) == []  # no temporary file left
-    replace = os.replace
-    calls = []
-
-    def sigterm_during_the_first_rename(source, target):
-        calls.append(target)
-        if len(calls) == 1:
             signal.raise_signal(signal.SIGTERM)
-        replace(source, target)
-
-    monkeypatch.setattr(files.os, "replace", sigterm_during_the_first_rename)
-    with pytest.raises(Terminated), stop_on_sigterm():
-        with replace_when_done(paths) as temporary:
-            for path in paths:
-                temporary[path].write_text("new", encoding="utf-8")
-    assert calls == paths and [p.read_text(encoding="utf-8") for p in paths] == ["new"] * 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv"]
+    assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) == before  # restored
 
 
