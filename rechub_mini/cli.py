@@ -213,7 +213,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="ids seen fewer times in train become 0 (unknown)")
     p.add_argument("--workers", type=int, default=None,
                    help="processes that parse the raw lines (default: 1 for raw files under "
-                        "64 MB, else one per CPU core, at most 4)")
+                        "64 MB, else one per usable CPU core, at most 4)")
     p.set_defaults(run=preprocess)
     return parser
 

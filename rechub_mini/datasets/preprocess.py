@@ -76,7 +76,6 @@ USER_DENSE, SAMPLE_DENSE = DENSE_COLUMNS[:4], DENSE_COLUMNS[4:]
 SAMPLE_DENSE_FIELDS = [FIELD_OF_DENSE_COLUMN[column] for column in SAMPLE_DENSE]
 USER_DENSE_FIELDS = [FIELD_OF_DENSE_COLUMN[column] for column in USER_DENSE]
 LABELS = {(False, False): "0,0", (True, False): "1,0", (True, True): "1,1"}
-MISSING_USER = None  # the key of the user pieces of a context not in the common features
 
 
 def _raw_id_order(feature_id: str) -> tuple:
@@ -198,8 +197,8 @@ class RowEncoder:
 class Encoding(NamedTuple):
     """What a worker needs to write the rows of one raw skeleton file."""
     encoder: RowEncoder  # of the skeleton's fields
-    # common_feature_index -> encoded user pieces; MISSING_USER -> those of an unknown context
-    user_pieces: dict[str | None, tuple[str, str, str]]
+    user_pieces: dict[str, tuple[str, str, str]]  # common_feature_index -> encoded user pieces
+    missing_user: tuple[str, str, str]  # the pieces of a context not in the common features
     split_rule: str  # "train": every row is train; "test": val or test by split_of(sample_id)
 
 
@@ -208,7 +207,7 @@ def encode_block(block: RawBlock, encoding: Encoding
     """The writing pass over one skeleton block (runs in a worker): the processed lines of
     each split, and per split the rows written, dropped and without user fields."""
     encoder, user_pieces = encoding.encoder, encoding.user_pieces
-    missing_user = user_pieces[MISSING_USER]
+    missing_user = encoding.missing_user
     lines: dict[str, list[str]] = {}
     stats: dict[str, Counter] = {}
     for row in skeleton_rows(block):
@@ -358,14 +357,15 @@ def preprocess_raw(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, min_c
         for name in csv_names.values():
             files[name].write(",".join(ALL_COLUMNS) + "\n")
         by_split = {split: files[name] for split, name in csv_names.items()}
+        missing_user = user_encoder.user_pieces((None,) * len(USER_FIELDS))
         for split_rule in ("train", "test"):
             if split_rule == "test":  # the train contexts went (below) before these are read
                 common = _read_common(pool, paths["common_test"], progress)
             pieces = {key: user_encoder.user_pieces(user) for key, user in common.items()}
-            pieces[MISSING_USER] = user_encoder.user_pieces((None,) * len(USER_FIELDS))
             common = {}  # the raw contexts can go: the encoded pieces are what the rows need
             _write(pool, paths[f"skeleton_{split_rule}"],
-                   Encoding(sample_encoder, pieces, split_rule), by_split, stats, progress)
+                   Encoding(sample_encoder, pieces, missing_user, split_rule), by_split, stats,
+                   progress)
             pieces = {}
         _check_join(stats["val"] + stats["test"], paths["skeleton_test"], paths["common_test"])
         report = {
