@@ -1,7 +1,8 @@
-"""Command line: `python -m rechub_mini train | synth | preprocess`.
+"""Command line: `python -m rechub_mini train | predict | synth | preprocess`.
 
 `train` is the headless main job: it trains ESMM, MMoE, shared-bottom or BASE on processed
-Ali-CCP CSVs and prints per-task scores on the test split. Input errors are printed as one line
+Ali-CCP CSVs and prints per-task scores on the test split; `predict` scores a split with the
+model a run saved and writes the predictions to a CSV file. Input errors are printed as one line
 with exit status 2; `--debug` shows the traceback instead. Taught in
 tutorials/*/04_full_dataset.ipynb; `make demo` runs `train` on the bundled sample.
 """
@@ -17,15 +18,18 @@ import torch
 
 from . import distributed
 from .checks import check_count, check_non_negative, resolve_device
-from .checkpoint import check_run_folder
-from .data import DataGenerator
+from .checkpoint import check_run_folder, load_model
+from .data import BatchLoader, DataGenerator
 from .datasets import ali_ccp
 from .datasets.ali_ccp_schema import DENSE_COLUMNS, SPARSE_COLUMNS
 from .datasets.preprocess import preprocess_raw
 from .datasets.synthetic import MIN_ROWS, write_synthetic
 from .errors import CheckpointError, DataError, TrainingError
+from .features import SparseFeature
 from .files import Terminated, stop_on_sigterm
+from .metrics import task_scores
 from .models import ESMM, MMOE, BaseCVR, MultiTaskModel, SharedBottom
+from .predictions import check_new_file, predictions_table, write_predictions
 from .trainer import MTLTrainer
 
 MODELS = ("esmm", "mmoe", "shared_bottom", "base_cvr")
@@ -112,6 +116,40 @@ def train_model(args: argparse.Namespace) -> None:
     say(scores.table())
 
 
+def check_same_vocabularies(model: MultiTaskModel, data: ali_ccp.AliCCP, folder: str) -> None:
+    """The model's tables must be those `train` builds from this data's training split: ids
+    of other data would mean other things, or fall outside the tables."""
+    differ = [f"{f.name!r} ({f.vocab_size:,} ids in the model, "
+              f"{int(data.train[f.name].max()) + 1:,} here)" for f in model.features
+              if isinstance(f, SparseFeature) and f.vocab_size != int(data.train[f.name].max()) + 1]
+    if differ:
+        raise DataError(f"The model was trained on other data than {folder!r}: its "
+                        f"vocabularies differ, e.g. {', '.join(differ[:3])}. Give the --data "
+                        f"folder it was trained on.")
+
+
+def predict(args: argparse.Namespace) -> None:
+    """`predict`: score one split with a saved model; write one line of predictions per row."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise DataError("predict runs in one process: start it without torchrun.")
+    resolve_device(args.device)
+    out = check_new_file(args.out)
+    model = load_model(args.model)
+    data = ali_ccp.load_ali_ccp(args.data)
+    check_same_vocabularies(model, data, args.data)
+    frame = data.splits()[args.split]
+    x, y = ali_ccp.model_inputs(frame, model.features)
+    loader = BatchLoader(x, y)
+    predictions = MTLTrainer(model, device=args.device).predict(model, loader)
+    scores = task_scores(model, loader.y, torch.from_numpy(predictions))
+    table = predictions_table(frame, model.task_names, predictions)
+    write_predictions(out, table)
+    synthetic = ", synthetic data" if data.synthetic else ""
+    print(f"{type(model).__name__} on the {args.split} split ({len(frame):,} rows{synthetic}):")
+    print(scores.table())
+    print(f"wrote {len(table):,} rows to {args.out} (columns: {', '.join(table.columns)})")
+
+
 def synth(args: argparse.Namespace) -> None:
     """`synth`: write synthetic data in the processed Ali-CCP layout."""
     check_count("--rows", args.rows, minimum=MIN_ROWS)
@@ -182,6 +220,18 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(run=train)
 
+    p = command("predict", "score a split with a saved model and write the predictions (CSV)")
+    p.add_argument("--model", required=True, default=argparse.SUPPRESS,
+                   help="a folder a run saved to (train --save), or a .pth file in it")
+    p.add_argument("--data", default="data/ali-ccp",
+                   help="the folder with ali_ccp_*.csv that the model was trained on")
+    p.add_argument("--split", choices=["train", "val", "test"], default="test",
+                   help="which split to score")
+    p.add_argument("--out", required=True, default=argparse.SUPPRESS,
+                   help="CSV file to write (a new file: an existing one is never replaced)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.set_defaults(run=predict)
+
     p = command("synth", "write synthetic Ali-CCP-schema data")
     p.add_argument("--rows", type=int, required=True, default=argparse.SUPPRESS,
                    help="impressions over all splits")
@@ -221,6 +271,7 @@ def make_parser() -> argparse.ArgumentParser:
 INTERRUPTED = {
     "train": "the epochs finished so far are in --save; run the same command with --resume "
              "to go on",
+    "predict": "no predictions file was written",
     "synth": "the output folder holds its earlier files or all of this run's, never a mix",
     "preprocess": "the output folder holds its earlier files or all of this run's, never a mix",
 }

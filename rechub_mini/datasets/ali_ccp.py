@@ -89,7 +89,8 @@ def load_ali_ccp(data_dir: str | os.PathLike, sample: bool | None = None,
     """Read and check the three processed splits in `data_dir`.
 
     Rows with purchase = 1 and click = 0 are dropped (as Ali-CCP's preprocessing does) and
-    counted; ids unseen in train are mapped to 0 and counted. `cache` is passed to
+    counted; each frame's index stays the rows' places in the file (0 = the line after the
+    header), with gaps where rows were dropped. Ids unseen in train are mapped to 0 and counted. `cache` is passed to
     `read_csv_arrays` (default: cache files over 50 MB as .npy next to the CSV).
     """
     paths = find_split_files(data_dir, sample)
@@ -98,11 +99,13 @@ def load_ali_ccp(data_dir: str | os.PathLike, sample: bool | None = None,
         arrays = read_csv_arrays(path, cache=cache)
         bad = (arrays["purchase"] == 1) & (arrays["click"] == 0)
         dropped[split] = int(bad.sum())
+        rows = None  # the frame's index: each row's place among the file's data rows
         if dropped[split]:
             arrays = {c: a[~bad] for c, a in arrays.items()}
+            rows = np.flatnonzero(~bad)
             warnings.warn(f"{path.name}: dropped {dropped[split]} rows with purchase = 1 but "
                           f"click = 0 (a purchase needs a click).", stacklevel=2)
-        frames[split] = pd.DataFrame(arrays, copy=False)
+        frames[split] = pd.DataFrame(arrays, index=rows, copy=False)
     names = {s: p.name for s, p in paths.items()}
     data = AliCCP(**frames, files=names, dropped_purchase_without_click=dropped,
                   synthetic=set(names.values()) <= synthetic_files(paths["train"].parent))

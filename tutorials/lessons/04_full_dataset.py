@@ -39,6 +39,7 @@ Reading time: 15 minutes. Running time: under a minute.
 | synthetic data at the real rates | `rechub_mini/datasets/synthetic.py` | `write_synthetic` |
 | updating only the embedding rows in a batch | `rechub_mini/optim.py` | `EmbeddingAdam` |
 | saving, resuming and loading a run | `rechub_mini/trainer.py`, `rechub_mini/checkpoint.py` | `model_path`, `fit(..., resume=True)`, `load_model` |
+| predictions of a saved model, as CSV | `rechub_mini/predictions.py`, `rechub_mini/cli.py` | `python -m rechub_mini predict` |
 | several processes | `rechub_mini/distributed.py`, `rechub_mini/cli.py` | `torchrun ... -m rechub_mini train` |
 """, zh="""
 ## 代码在哪里
@@ -52,6 +53,7 @@ Reading time: 15 minutes. Running time: under a minute.
 | 按真实比例生成的合成数据 | `rechub_mini/datasets/synthetic.py` | `write_synthetic` |
 | 只更新批次中用到的嵌入行 | `rechub_mini/optim.py` | `EmbeddingAdam` |
 | 保存、接着训练与加载一次训练 | `rechub_mini/trainer.py`、`rechub_mini/checkpoint.py` | `model_path`、`fit(..., resume=True)`、`load_model` |
+| 已保存模型的预测，写成 CSV | `rechub_mini/predictions.py`、`rechub_mini/cli.py` | `python -m rechub_mini predict` |
 | 多进程 | `rechub_mini/distributed.py`、`rechub_mini/cli.py` | `torchrun ... -m rechub_mini train` |
 """),
     code("""
@@ -340,6 +342,16 @@ loaded = load_model(run_folder)
 print(type(loaded).__name__, len(loaded.features), "features")
 print("trainer's model:", trainer.evaluate(trainer.model, test))
 print("loaded model:   ", trainer.evaluate(loaded, test))
+"""),
+    md(en="""
+On the command line the same takes one step: `python -m rechub_mini predict --model RUN_FOLDER
+--data DATA_FOLDER --out predictions.csv` loads the best model of a run that `train --save`
+wrote, prints its scores on the test split (`--split` picks another) and writes one line per
+row: the row's place in the split's file, its labels, and one predicted probability per task.
+""", zh="""
+在命令行上这只需一步：`python -m rechub_mini predict --model RUN_FOLDER --data DATA_FOLDER
+--out predictions.csv` 加载 `train --save` 保存的那次训练中最好的模型，打印它在测试划分上的分数
+（`--split` 可选其他划分），并为每一行写出一行结果：该行在划分文件中的位置、它的标签，以及每个任务的预测概率。
 """),
     md(en="""
 ## 6. Several processes and several machines
