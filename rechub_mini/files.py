@@ -10,12 +10,14 @@ tutorials/*/04_full_dataset.ipynb (saving a run).
 """
 from __future__ import annotations
 
+import glob
 import os
 import signal
 import tempfile
 import threading
+import warnings
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from .errors import DataError
@@ -104,6 +106,32 @@ def ctrl_c_held() -> Iterator[None]:
             signal.raise_signal(number)  # now handled as it would have been
 
 
+def leftover_temporary_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """The temporary files of `replace_when_done` for `paths` that are still there: left by a
+    writer that was killed outright (kill -9, the out-of-memory killer, a power cut), which
+    nothing can clean up from inside; or being written by another process right now."""
+    return sorted(found for path in map(Path, paths)
+                  for found in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+
+
+def warn_about_leftovers(paths: Iterable[str | os.PathLike]) -> None:
+    """Warn about leftover temporary files of `paths`: they are hidden (their names start
+    with a dot), and those of `preprocess` can fill gigabytes. Only the user can tell whether
+    another run is writing them, so they are named, never removed."""
+    leftovers = leftover_temporary_files(paths)
+    if not leftovers:
+        return
+    size = 0
+    for path in leftovers:
+        with suppress(OSError):  # gone since the listing: another writer renamed it
+            size += path.stat().st_size
+    names = ", ".join(p.name for p in leftovers[:3]) + (", ..." if len(leftovers) > 3 else "")
+    warnings.warn(f"{str(leftovers[0].parent)!r} holds {len(leftovers)} hidden temporary "
+                  f"file(s), {size / 2**20:,.1f} MB, left by an earlier run that was killed "
+                  f"before it could remove them: {names}. Delete them unless another run is "
+                  f"writing to this folder now.", stacklevel=3)
+
+
 @contextmanager
 def replace_when_done(paths: Iterable[str | os.PathLike]
                       ) -> Iterator[dict[str | os.PathLike, Path]]:
@@ -122,6 +150,7 @@ def replace_when_done(paths: Iterable[str | os.PathLike]
     paths = list(paths)
     if len({Path(p).resolve() for p in paths}) != len(paths):
         raise ValueError(f"replace_when_done got the same file twice: {paths}")
+    warn_about_leftovers(paths)
     temporary: dict = {}  # the path as given -> its temporary file
     try:
         for path in paths:

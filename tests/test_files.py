@@ -190,3 +190,21 @@ def test_paths_are_looked_up_as_given_and_none_may_repeat(tmp_path):
         with replace_when_done([name, tmp_path / "a.csv"]):
             pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv"]  # no temporary file left
+
+
+def test_temporary_files_left_by_a_killed_writer_are_named_not_removed(tmp_path):
+    """kill -9 leaves the hidden temporary file behind; the next write of the same file says
+    so, with the size, and keeps it: another run might be writing it now."""
+    target = tmp_path / "a[1].csv"  # glob characters in the name are matched as they are
+    left = tmp_path / ".a[1].csv.x7q2.tmp"
+    left.write_bytes(b"0" * 3 * 2**20)
+    unrelated = [tmp_path / ".b.csv.x7q2.tmp", tmp_path / ".a[1].csv.x7q2.part"]
+    for path in unrelated:
+        path.write_text("not ours", encoding="utf-8")
+    with pytest.warns(UserWarning, match=r"1 hidden temporary file\(s\), 3\.0 MB.*"
+                                         r"\.a\[1\]\.csv\.x7q2\.tmp\. Delete them unless"):
+        with replace_when_done([target]) as temporary:
+            temporary[target].write_text("new", encoding="utf-8")
+    assert left.exists() and target.read_text(encoding="utf-8") == "new"
+    assert files.leftover_temporary_files([target]) == [left]
+    assert files.leftover_temporary_files([tmp_path / "b.csv"]) == [unrelated[0]]
