@@ -107,9 +107,10 @@ def ctrl_c_held() -> Iterator[None]:
 
 
 def leftover_temporary_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """The temporary files of `replace_when_done` for `paths` that are still there: left by a
-    writer that was killed outright (kill -9, the out-of-memory killer, a power cut), which
-    nothing can clean up from inside; or being written by another process right now."""
+    """The temporary files of `replace_when_done` for `paths` (or the temporary folders of an
+    array cache, named the same way) that are still there: left by a writer that was killed
+    outright (kill -9, the out-of-memory killer, a power cut), which nothing can clean up
+    from inside; or being written by another process right now."""
     return sorted(found for path in map(Path, paths)
                   for found in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
 
@@ -122,9 +123,10 @@ def warn_about_leftovers(paths: Iterable[str | os.PathLike]) -> None:
     if not leftovers:
         return
     size = 0
-    for path in leftovers:
-        with suppress(OSError):  # gone since the listing: another writer renamed it
-            size += path.stat().st_size
+    for path in leftovers:  # files, or the folders of an array cache (csv_arrays.write_cache)
+        for part in [path, *path.rglob("*")] if path.is_dir() else [path]:
+            with suppress(OSError):  # gone since the listing: another writer renamed it
+                size += part.stat().st_size if part.is_file() else 0
     names = ", ".join(p.name for p in leftovers[:3]) + (", ..." if len(leftovers) > 3 else "")
     warnings.warn(f"{str(leftovers[0].parent)!r} holds {len(leftovers)} hidden temporary "
                   f"file(s), {size / 2**20:,.1f} MB, left by an earlier run that was killed "

@@ -233,6 +233,16 @@ def test_cache_is_memory_mapped_reused_and_refreshed(tmp_path):
     assert len(original) == 50
 
 
+def test_a_cache_folder_left_by_a_killed_writer_is_named_with_its_size(tmp_path):
+    write_split(tmp_path, "big.csv", rows=50)
+    left = tmp_path / ".big.csv.npy.cache.k3j9.tmp"  # as mkdtemp names it in write_cache
+    left.mkdir()
+    (left / "101.npy").write_bytes(b"0" * 2**20)
+    with pytest.warns(UserWarning, match=r"1 hidden temporary file\(s\), 1\.0 MB"):
+        read_csv_arrays(tmp_path / "big.csv", cache=True)
+    assert read_cache(tmp_path / "big.csv") is not None and left.is_dir()
+
+
 def test_chunked_parse_equals_pandas(tmp_path):
     write_split(tmp_path, "one.csv", rows=101)
     arrays = read_csv_arrays(tmp_path / "one.csv", chunk_rows=7)

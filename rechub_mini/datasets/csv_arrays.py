@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from ..files import warn_about_leftovers
 from .ali_ccp_schema import ALL_COLUMNS, DENSE_COLUMNS, LABEL_COLUMNS, SPARSE_COLUMNS
 
 CACHE_FORMAT = "rechub_mini.csv_arrays/1"
@@ -185,7 +186,8 @@ def remove_stale_cache(path: Path) -> None:
 def write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write the cache into a temp folder, then swap it in: never a half-written cache."""
     folder = _cache_dir(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=path.parent))
+    warn_about_leftovers([folder])
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=path.parent))
     try:
         os.chmod(tmp, 0o755)  # readable by all, like the CSV next to it (mkdtemp: owner only)
         for c, a in arrays.items():
