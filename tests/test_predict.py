@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from rechub_mini import load_model
+from rechub_mini.checkpoint import read_checkpoint
 from rechub_mini.cli import main
 from rechub_mini.data import BatchLoader
 from rechub_mini.errors import DataError
@@ -18,8 +19,9 @@ from rechub_mini.trainer import MTLTrainer
 
 @pytest.fixture(scope="module")
 def saved_run(tmp_path_factory):
-    """A small synthetic dataset, an MMoE and an ESMM trained on it for one epoch and saved,
-    and the test-split tables `train` printed for each."""
+    """A small synthetic dataset, an MMoE and an ESMM trained on it for three epochs and
+    saved, and the test-split tables `train` printed for each. ESMM's best epoch is the
+    second, so its saved model is not the last epoch's."""
     folder = tmp_path_factory.mktemp("predict")
     data = folder / "data"
     assert main(["synth", "--rows", "4000", "--seed", "3", "--out", str(data)]) == 0
@@ -27,9 +29,10 @@ def saved_run(tmp_path_factory):
     for model in ("mmoe", "esmm"):
         out = folder / f"{model}.txt"
         with open(out, "w", encoding="utf-8") as handle, contextlib.redirect_stdout(handle):
-            assert main(["train", "--model", model, "--data", str(data), "--epochs", "1",
+            assert main(["train", "--model", model, "--data", str(data), "--epochs", "3",
                          "--save", str(folder / model)]) == 0
         printed[model] = out.read_text(encoding="utf-8").split("on the test split")[1]
+    assert read_checkpoint(folder / "esmm")["epoch"] == 2
     return folder, data, printed
 
 
