@@ -135,7 +135,7 @@ class TaskHeadsModel(MultiTaskModel):
         Why: a purchase head built with a bias near 0 predicts ~50 % for a label that is 1 in 0.02 %
         of the rows, and its first hundreds of steps pull that bias down with gradients that
         also shake the shared experts and embeddings. Started at the base rate, the tasks
-        learn from the first step (Ali-CCP-sized synthetic data, MMoE, 1 epoch: CTR AUC
+        learn from the first step (1M rows of synthetic Ali-CCP, MMoE, 1 epoch: CTR AUC
         +0.02, purchase AUC +0.10 against the truth). The rate is smoothed, (positives + 0.5)
         / (rows + 1), so a label without positives still gives a finite bias.
         """

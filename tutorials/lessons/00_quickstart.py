@@ -95,14 +95,15 @@ vocabulary size is the largest id in the training set plus one.
 Why take the feature columns from the schema rather than "every column except the labels"?
 The torch-rechub tutorial adds `ctcvr_label` to the table first and then takes every other
 column as a sparse feature, so the label itself becomes an input: that is label leakage, the
-model reads the answer, and its AUCs mean nothing (rechub_mini warns about it with a
-`LabelLeakWarning`).
+model reads the answer, and its AUCs mean nothing (rechub_mini's `build_features` refuses a
+label column, and `MTLTrainer` warns with a `LabelLeakWarning` when a feature column equals a
+label).
 """, zh="""
 ## 2. 按列结构选特征
 
 ESMM 把稀疏特征分成两组：用户侧（用户画像、历史行为，以及这次曝光的位置）和商品侧（商品本身、类目、店铺、意图节点、品牌，以及用户 × 商品的组合字段）。每个 `SparseFeature` 对应一张嵌入表，词表大小取训练集中最大的 id 加一。
 
-为什么要按列结构（schema）选特征列，而不是取“除标签以外的所有列”？torch-rechub 的教程先把 `ctcvr_label` 加进表里，再把其余所有列都当作稀疏特征，于是标签本身也成了输入：这就是标签泄漏，模型直接读到了答案，它的 AUC 毫无意义（rechub_mini 遇到这种情况会发出 `LabelLeakWarning` 警告）。
+为什么要按列结构（schema）选特征列，而不是取“除标签以外的所有列”？torch-rechub 的教程先把 `ctcvr_label` 加进表里，再把其余所有列都当作稀疏特征，于是标签本身也成了输入：这就是标签泄漏，模型直接读到了答案，它的 AUC 毫无意义（rechub_mini 的 `build_features` 会拒绝标签列；当某个特征列等于标签时，`MTLTrainer` 会发出 `LabelLeakWarning` 警告）。
 """),
     code("""
 user_features = build_features(data.train, ESMM_USER_COLUMNS, embed_dim=16)

@@ -125,8 +125,9 @@ print(line.replace("\\x01", " | ").replace("\\x02", ":").replace("\\x03", "=")[:
     md(en="""
 ## 2. Preprocessing the raw logs
 
-`preprocess_raw` streams the skeleton files (memory depends on the vocabulary, not on the file
-size), joins the common features, drops rows with a purchase but no click, label-encodes each
+`preprocess_raw` streams the skeleton files (memory depends on the vocabulary and on the
+number of user contexts in the common-features files, not on the size of the skeleton files),
+joins the common features, drops rows with a purchase but no click, label-encodes each
 sparse field (the most frequent id becomes 1; ids seen fewer than 10 times in the **training
 set** become 0 = unknown), scales
 each dense field with a MinMax fitted on the training set only, and splits the raw test file
@@ -139,7 +140,8 @@ The files it writes are the same bytes for any number of workers.
 """, zh="""
 ## 2. 原始日志的预处理
 
-`preprocess_raw` 以流式方式读取 skeleton 文件（内存取决于词表大小，而不是文件大小），拼接公共
+`preprocess_raw` 以流式方式读取 skeleton 文件（内存取决于词表大小和公共特征文件中用户上下文的数量，而不是
+skeleton 文件的大小），拼接公共
 特征，丢弃"有购买却没有点击"的行，对每个稀疏特征做标签编码（最常见的 id 编为 1；在**训练集**中出现少于
 10 次的 id 记为 0，即"未知"），用只在训练集上拟合的 MinMax 缩放每个稠密特征，并按 `sample_id` 的稳定哈希把
 原始测试文件五五分成验证集和测试集。命令行做的是同一件事：
@@ -180,7 +182,8 @@ print(data.train[["click", "purchase", "101", "205", "D508"]].head(3).to_string(
 ## 3. Large files: typed arrays and a cache
 
 The processed training file of the real data has about 42 million rows. Read with pandas'
-defaults it becomes int64 and float64 columns, several times the memory the numbers need.
+defaults it becomes int64 and float64 columns, about twice the memory the numbers need (and
+about five times at its peak while reading).
 `read_csv_arrays` counts the rows first, allocates int32 ids, float32 dense values and int8
 labels once, fills them chunk by chunk (checking every value on the way), and saves them as
 `.npy` files in `<file>.npy.cache/`. The next load memory-maps that cache: no parsing, and
@@ -192,7 +195,7 @@ We make a larger synthetic file at the real rates (CTR 4.05%, post-click CVR 0.5
 ## 3. 大文件：指定类型的数组与缓存
 
 真实数据处理后的训练文件约有 4200 万行。用 pandas 的默认方式读取，会得到 int64 和 float64 列，
-占用的内存是数据本身所需的好几倍。`read_csv_arrays` 先数出行数，一次性分配 int32 的 id、float32
+占用的内存约为数据本身所需的两倍（读取过程中的峰值约为五倍）。`read_csv_arrays` 先数出行数，一次性分配 int32 的 id、float32
 的稠密特征和 int8 的标签，再分块填充（同时检查每一个值），并把它们保存为 `<file>.npy.cache/`
 中的 `.npy` 文件。下次加载时直接内存映射这份缓存：无需解析，只有批次用到的页才会从磁盘读取。
 CSV 一旦改变，缓存会重建。`benchmarks/README.md` 中记录了 500 万行上实测的速度和内存。
@@ -261,7 +264,9 @@ epoch with the best validation score. How fast it sets in depends on the optimiz
 with weight decay, as torch-rechub uses it, also shrinks at every step the rows that the batch
 did not use, so (most likely) the embeddings of rare ids fade before they are seen again: the
 AUC falls more slowly after epoch 1, at about ten times the cost per step.
-`benchmarks/embedding_optimizers.py` measures both on synthetic data. Exercise 1 shows one
+`benchmarks/embedding_optimizers.py` measures both on synthetic data. That is our measurement,
+not the paper's: on Alibaba's production data it names the model structure, fast-converging
+optimizers and sparse features as the causes, and found that weight decay changed little. Exercise 1 shows one
 remedy the paper names: fewer rare ids, through `min_count`.
 """, zh="""
 在全量训练集（4230 万行）上，ESMM 的一轮训练在笔记本电脑上只需几分钟，而不是一小时。差别来自三点：
@@ -275,7 +280,8 @@ remedy the paper names: fewer rare ids, through `min_count`.
 也是训练器保留验证分数最好的那一轮的原因。过拟合来得多快取决于优化器：torch-rechub 那样带权重衰减的
 普通 Adam，每一步还会收缩批次没有用到的行，罕见 id 的嵌入（很可能）在再次出现之前就已经消退：第一轮
 之后 AUC 下降得更慢，但每一步的代价约为十倍。`benchmarks/embedding_optimizers.py` 在合成数据上测量了
-两者。练习 1 展示了论文提到的一种办法：用 `min_count` 减少罕见的 id。
+两者。这是我们自己的测量，不是论文的结论：论文在阿里巴巴的生产数据上指出的原因是模型结构、收敛快的优化器
+和稀疏特征，并发现权重衰减影响不大。练习 1 展示了论文提到的一种办法：用 `min_count` 减少罕见的 id。
 """),
     md(en="""
 ## 5. Long runs: saving, going on, loading
