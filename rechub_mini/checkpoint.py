@@ -71,13 +71,20 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Read a checkpoint file, with a clear error if it is missing or damaged."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / BEST_FILE
+    given = Path(path)
+    path = given / BEST_FILE if given.is_dir() else given
     if not path.exists():
-        raise CheckpointError(f"No checkpoint at {path.name!r} (looked in {path.parent.name!r}). "
-                              f"Give the folder a run saved to (MTLTrainer's model_path, "
-                              f"--save) or a .pth file in it.")
+        where = (f"the folder {os.fspath(given)!r} holds no {BEST_FILE}" if given.is_dir()
+                 else f"{os.fspath(given)!r} does not exist")
+        raise CheckpointError(f"No checkpoint: {where}. Give the folder a run saved to "
+                              f"(MTLTrainer's model_path, --save) or a .pth file in it.")
+    with open(path, "rb") as file:
+        start = file.read(2)
+    # torch.save writes a zip archive (older versions a pickle); empty: truncated, see below
+    if start and start != b"PK" and start[:1] != b"\x80":
+        raise CheckpointError(f"{path.name!r} is not a checkpoint: torch.save did not write it. "
+                              f"Give the folder a run saved to (MTLTrainer's model_path, --save) "
+                              f"or the model.pth or resume.pth in it.")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:

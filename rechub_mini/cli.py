@@ -18,7 +18,7 @@ import torch
 
 from . import distributed
 from .checks import check_count, check_non_negative, resolve_device
-from .checkpoint import check_run_folder, load_model
+from .checkpoint import BEST_FILE, check_run_folder, load_model, read_checkpoint
 from .data import BatchLoader, DataGenerator
 from .datasets import ali_ccp
 from .datasets.ali_ccp_schema import DENSE_COLUMNS, SPARSE_COLUMNS
@@ -26,10 +26,11 @@ from .datasets.preprocess import preprocess_raw
 from .datasets.synthetic import MIN_ROWS, write_synthetic
 from .errors import CheckpointError, DataError, TrainingError
 from .features import SparseFeature
-from .files import Terminated, stop_on_sigterm
+from .files import Terminated, check_new_file, stop_on_sigterm
 from .metrics import task_scores
 from .models import ESMM, MMOE, BaseCVR, MultiTaskModel, SharedBottom
-from .predictions import check_new_file, predictions_table, write_predictions
+from .models.base import TaskHeadsModel
+from .predictions import predictions_table, write_predictions
 from .trainer import MTLTrainer
 
 MODELS = ("esmm", "mmoe", "shared_bottom", "base_cvr")
@@ -119,13 +120,42 @@ def train_model(args: argparse.Namespace) -> None:
 def check_same_vocabularies(model: MultiTaskModel, data: ali_ccp.AliCCP, folder: str) -> None:
     """The model's tables must be those `train` builds from this data's training split: ids
     of other data would mean other things, or fall outside the tables."""
-    differ = [f"{f.name!r} ({f.vocab_size:,} ids in the model, "
-              f"{int(data.train[f.name].max()) + 1:,} here)" for f in model.features
-              if isinstance(f, SparseFeature) and f.vocab_size != int(data.train[f.name].max()) + 1]
+    differ = []
+    for f in model.features:
+        if isinstance(f, SparseFeature):
+            here = int(data.train[f.name].max()) + 1
+            if here != f.vocab_size:
+                differ.append(f"{f.name!r} ({f.vocab_size:,} ids in the model, {here:,} here)")
     if differ:
         raise DataError(f"The model was trained on other data than {folder!r}: its "
                         f"vocabularies differ, e.g. {', '.join(differ[:3])}. Give the --data "
                         f"folder it was trained on.")
+
+
+def label_columns(model: MultiTaskModel, frame) -> list[str]:
+    """The columns a model's tasks are scored on: ESMM and BASE read [purchase, click];
+    MMoE's and the shared bottom's tasks are named after their label columns."""
+    if not isinstance(model, TaskHeadsModel):
+        return ali_ccp.LABELS
+    missing = [name for name in model.task_names if name not in frame.columns]
+    if missing:
+        raise DataError(f"{type(model).__name__}'s tasks {model.task_names} are scored on the "
+                        f"data's columns of the same names, and {missing} is none of them. "
+                        f"Name each task after its label column (e.g. task_names=['purchase', "
+                        f"'click']) when you build the model.")
+    return list(model.task_names)
+
+
+def which_epoch(checkpoint: dict) -> str:
+    """' of epoch 3 (its run's best)', or which epoch was best if this one was not."""
+    epoch = checkpoint.get("epoch")
+    best = (checkpoint.get("history") or {}).get("best_epoch")
+    if epoch is None:
+        return ""
+    if best is None or best == epoch:
+        return f" of epoch {epoch}" + (" (its run's best)" if best == epoch else "")
+    return (f" of epoch {epoch} (its run's last finished; the best was epoch {best}, in "
+            f"{BEST_FILE})")
 
 
 def predict(args: argparse.Namespace) -> None:
@@ -133,20 +163,21 @@ def predict(args: argparse.Namespace) -> None:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise DataError("predict runs in one process: start it without torchrun.")
     resolve_device(args.device)
-    out = check_new_file(args.out)
+    out = check_new_file(args.out, "--out")
+    saved = read_checkpoint(args.model)
     model = load_model(args.model)
     data = ali_ccp.load_ali_ccp(args.data)
     check_same_vocabularies(model, data, args.data)
     frame = data.splits()[args.split]
-    x, y = ali_ccp.model_inputs(frame, model.features)
+    x, y = ali_ccp.model_inputs(frame, model.features, label_columns(model, frame))
     loader = BatchLoader(x, y)
     predictions = MTLTrainer(model, device=args.device).predict(model, loader)
-    scores = task_scores(model, loader.y, torch.from_numpy(predictions))
+    synthetic = ", synthetic data" if data.synthetic else ""
+    print(f"{type(model).__name__}{which_epoch(saved)} on the {args.split} split "
+          f"({len(frame):,} rows{synthetic}):")
+    print(task_scores(model, loader.y, torch.from_numpy(predictions)).table())
     table = predictions_table(frame, model.task_names, predictions)
     write_predictions(out, table)
-    synthetic = ", synthetic data" if data.synthetic else ""
-    print(f"{type(model).__name__} on the {args.split} split ({len(frame):,} rows{synthetic}):")
-    print(scores.table())
     print(f"wrote {len(table):,} rows to {args.out} (columns: {', '.join(table.columns)})")
 
 
@@ -182,7 +213,7 @@ def preprocess(args: argparse.Namespace) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    """The parser of the three commands, each with its options and their defaults."""
+    """The parser of the four commands, each with its options and their defaults."""
     # the name the user typed: the `rechub-mini` script or `python -m rechub_mini`
     typed = os.path.basename(sys.argv[0]).startswith("rechub-mini")
     parser = argparse.ArgumentParser(prog="rechub-mini" if typed else "python -m rechub_mini",
@@ -222,7 +253,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = command("predict", "score a split with a saved model and write the predictions (CSV)")
     p.add_argument("--model", required=True, default=argparse.SUPPRESS,
-                   help="a folder a run saved to (train --save), or a .pth file in it")
+                   help="a folder a run saved to (train --save): its model.pth, the best epoch; "
+                        "or a .pth file in it (resume.pth: the last finished epoch)")
     p.add_argument("--data", default="data/ali-ccp",
                    help="the folder with ali_ccp_*.csv that the model was trained on")
     p.add_argument("--split", choices=["train", "val", "test"], default="test",
@@ -271,7 +303,7 @@ def make_parser() -> argparse.ArgumentParser:
 INTERRUPTED = {
     "train": "the epochs finished so far are in --save; run the same command with --resume "
              "to go on",
-    "predict": "no predictions file was written",
+    "predict": "the predictions file is written completely or not at all",
     "synth": "the output folder holds its earlier files or all of this run's, never a mix",
     "preprocess": "the output folder holds its earlier files or all of this run's, never a mix",
 }
@@ -283,8 +315,8 @@ def one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; return its exit status (2 for an input error, 130 for Ctrl-C, 143 for
-    SIGTERM)."""
+    """Run one command; return its exit status (2 for an input error, 1 for a failing disk or
+    file system, 130 for Ctrl-C, 143 for SIGTERM)."""
     args = make_parser().parse_args(argv)
     try:
         # SIGTERM (kill, timeout, docker stop) stops a command as Ctrl-C does, files cleaned up
@@ -296,6 +328,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the disk or file system: full, read-only, gone
+        if args.debug:
+            raise
+        print(f"error: {err} (--debug shows where)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as err:
         if args.debug:
             raise

@@ -48,6 +48,36 @@ def prepare_folder(folder: str | os.PathLike, what: str) -> Path:
     return path
 
 
+def check_new_file(path: str | os.PathLike, what: str) -> Path:
+    """Make sure `path` can be written as a new file before any long work starts: its folder is
+    created, and an existing file is refused rather than replaced (it may be an earlier run's
+    output that the user still needs). `what` names the option in the errors."""
+    if os.fspath(path).endswith(("/", os.sep)) or Path(path).is_dir():
+        raise DataError(f"{what} {os.fspath(path)!r} is a folder; give a file name, e.g. "
+                        f"{os.fspath(Path(path) / 'predictions.csv')!r}.")
+    path = Path(path)
+    if path.exists():
+        raise DataError(f"{what} {os.fspath(path)!r} already exists and would be replaced. Give "
+                        f"another file name, or delete it first.")
+    prepare_folder(path.parent, f"the folder of {what}")
+    return path
+
+
+def _move_to_new_name(temporary: Path, path: str | os.PathLike) -> None:
+    """Rename `temporary` to `path` unless a file has appeared there meanwhile: that one is
+    kept, and a DataError says so."""
+    appeared = DataError(f"{os.fspath(path)!r} appeared while this was running; it is kept and "
+                         f"nothing was written over it. Give another file name.")
+    try:
+        os.link(temporary, path)  # unlike a rename, fails where a file exists
+    except FileExistsError:
+        raise appeared from None
+    except OSError:  # a file system without hard links (FAT, some network shares)
+        if os.path.exists(path):
+            raise appeared from None
+        os.replace(temporary, path)
+
+
 class Terminated(KeyboardInterrupt):
     """A SIGTERM (kill, timeout, docker stop) inside `stop_on_sigterm`: handled as Ctrl-C is,
     so temporary files are removed on the way out."""
@@ -135,11 +165,12 @@ def warn_about_leftovers(paths: Iterable[str | os.PathLike]) -> None:
 
 
 @contextmanager
-def replace_when_done(paths: Iterable[str | os.PathLike]
+def replace_when_done(paths: Iterable[str | os.PathLike], keep_existing: bool = False
                       ) -> Iterator[dict[str | os.PathLike, Path]]:
     """Give a temporary path next to each of `paths` to write to (a dict keyed by the paths as
     given); when the block ends without an error, flush each file to disk and rename them all
-    over `paths`.
+    over `paths`. With `keep_existing`, a file that exists at a path by then (written by
+    someone else meanwhile) is kept, and a DataError raised instead of the rename.
 
     An error or Ctrl-C in the block keeps every old file and removes the temporary ones, so
     files that belong together (a dataset's splits and their meta.json) are never left new
@@ -167,7 +198,10 @@ def replace_when_done(paths: Iterable[str | os.PathLike]
             os.chmod(name, 0o644)
         with ctrl_c_held():  # all renamed, or (on an error) none: never some of them
             for path, name in temporary.items():
-                os.replace(name, path)
+                if keep_existing:
+                    _move_to_new_name(name, path)
+                else:
+                    os.replace(name, path)
     finally:
         for name in temporary.values():
             name.unlink(missing_ok=True)  # left over only when something failed

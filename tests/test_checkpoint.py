@@ -15,9 +15,18 @@ def esmm() -> ESMM:
 
 
 def test_a_folder_without_a_checkpoint_says_where_it_looked_and_what_to_give(tmp_path):
-    with pytest.raises(CheckpointError, match=r"No checkpoint at 'model.pth' \(looked in "
-                                              r"'.*'\)\. Give the folder a run saved to"):
+    with pytest.raises(CheckpointError, match=r"No checkpoint: the folder '.*' holds no "
+                                              r"model.pth\. Give the folder a run saved to"):
         load_model(tmp_path)
+    with pytest.raises(CheckpointError, match=r"No checkpoint: '.*nope' does not exist\."):
+        load_model(tmp_path / "nope")
+
+
+def test_a_file_torch_did_not_write_is_named_not_a_checkpoint(tmp_path):
+    (tmp_path / "meta.json").write_text('{"rows": 3}', encoding="utf-8")
+    with pytest.raises(CheckpointError, match=r"'meta.json' is not a checkpoint: torch.save "
+                                              r"did not write it"):
+        load_model(tmp_path / "meta.json")
 
 
 def test_a_bare_state_dict_is_not_taken_for_a_checkpoint(tmp_path):

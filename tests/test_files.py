@@ -208,3 +208,22 @@ def test_temporary_files_left_by_a_killed_writer_are_named_not_removed(tmp_path)
     assert left.exists() and target.read_text(encoding="utf-8") == "new"
     assert files.leftover_temporary_files([target]) == [left]
     assert files.leftover_temporary_files([tmp_path / "b.csv"]) == [unrelated[0]]
+
+
+@pytest.mark.parametrize("hard_links", [True, False], ids=["hard links", "no hard links"])
+def test_keep_existing_never_writes_over_a_file_that_appeared(tmp_path, monkeypatch, hard_links):
+    if not hard_links:  # FAT and some network shares: the check before a rename stands in
+        def no_links(source, target):
+            raise OSError(1, "Operation not permitted")
+        monkeypatch.setattr(os, "link", no_links)
+    new = tmp_path / "new.csv"
+    with replace_when_done([new], keep_existing=True) as temporary:
+        temporary[new].write_text("ours", encoding="utf-8")
+    assert new.read_text(encoding="utf-8") == "ours"
+    taken = tmp_path / "taken.csv"
+    with pytest.raises(DataError, match="appeared while this was running; it is kept"):
+        with replace_when_done([taken], keep_existing=True) as temporary:
+            temporary[taken].write_text("ours", encoding="utf-8")
+            taken.write_text("theirs", encoding="utf-8")
+    assert taken.read_text(encoding="utf-8") == "theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.csv", "taken.csv"]

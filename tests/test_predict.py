@@ -7,11 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from rechub_mini import load_model
+from rechub_mini import MMOE, load_model
 from rechub_mini.checkpoint import read_checkpoint
 from rechub_mini.cli import main
 from rechub_mini.data import BatchLoader
-from rechub_mini.errors import DataError
 from rechub_mini.datasets import ali_ccp
 from rechub_mini.predictions import predictions_table
 from rechub_mini.trainer import MTLTrainer
@@ -116,8 +115,90 @@ def test_ctrl_c_while_writing_leaves_no_file(saved_run, tmp_path, monkeypatch, c
     monkeypatch.setattr(pd.DataFrame, "to_csv", interrupted)
     assert main(["predict", "--model", str(folder / "esmm"), "--data", str(data),
                  "--out", str(tmp_path / "p.csv")]) == 130
-    assert "no predictions file was written" in capsys.readouterr().err
+    assert "written completely or not at all" in capsys.readouterr().err
     assert written and list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_is_one_line_after_the_scores(saved_run, tmp_path, monkeypatch, capsys):
+    folder, data, _ = saved_run
+
+    def disk_full(self, path, **options):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", disk_full)
+    assert main(["predict", "--model", str(folder / "esmm"), "--data", str(data),
+                 "--out", str(tmp_path / "p.csv")]) == 1
+    out, err = capsys.readouterr()
+    assert "ctcvr" in out  # the scores came first: the long scoring is not lost
+    assert err == "error: [Errno 28] No space left on device (--debug shows where)\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_that_appears_at_out_while_predicting_is_kept(saved_run, tmp_path, monkeypatch,
+                                                            capsys):
+    folder, data, _ = saved_run
+    out = tmp_path / "p.csv"
+    real_to_csv = pd.DataFrame.to_csv
+
+    def user_writes_meanwhile(self, path, **options):
+        out.write_text("the user's notes\n", encoding="utf-8")
+        return real_to_csv(self, path, **options)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", user_writes_meanwhile)
+    assert main(["predict", "--model", str(folder / "esmm"), "--data", str(data),
+                 "--out", str(out)]) == 2
+    assert "appeared while this was running; it is kept" in capsys.readouterr().err
+    assert out.read_text(encoding="utf-8") == "the user's notes\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["p.csv"]
+
+
+def test_split_picks_the_rows_and_resume_pth_says_it_is_not_the_best_epoch(saved_run, tmp_path,
+                                                                           capsys):
+    folder, data, _ = saved_run
+    capsys.readouterr()
+    assert main(["predict", "--model", str(folder / "esmm" / "resume.pth"), "--data", str(data),
+                 "--split", "val", "--out", str(tmp_path / "p.csv")]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("ESMM of epoch 3 (its run's last finished; the best was epoch 2, "
+                            "in model.pth) on the val split (")
+    val = ali_ccp.load_ali_ccp(data).val
+    written = pd.read_csv(tmp_path / "p.csv")
+    assert len(written) == len(val) and (written["click"] == val["click"].to_numpy()).all()
+
+
+def test_mmoe_tasks_are_scored_on_the_columns_they_are_named_after(saved_run, tmp_path, capsys):
+    """A model built in Python may name its tasks in another order than the command line's
+    [purchase, click]; each task is scored on its own label column, or refused."""
+    folder, data, _ = saved_run
+    loaded = ali_ccp.load_ali_ccp(data)
+    features = load_model(folder / "mmoe").features
+    for names, run in [(["click", "purchase"], "swapped"), (["click", "bought"], "unknown")]:
+        torch.manual_seed(0)
+        model = MMOE(features, ["classification"] * 2, 2, {"dims": [8]},
+                     [{"dims": [4]}, {"dims": [4]}], task_names=names)
+        x, y = ali_ccp.model_inputs(loaded.train, features, ["click", "purchase"])
+        MTLTrainer(model, n_epoch=1, model_path=tmp_path / run, verbose=False).fit(
+            BatchLoader(x, y, shuffle=True))
+    x, y = ali_ccp.model_inputs(loaded.test, features, ["click", "purchase"])
+    expected = MTLTrainer(load_model(tmp_path / "swapped")).evaluate(
+        load_model(tmp_path / "swapped"), BatchLoader(x, y))
+    capsys.readouterr()
+    assert main(["predict", "--model", str(tmp_path / "swapped"), "--data", str(data),
+                 "--out", str(tmp_path / "p.csv")]) == 0
+    assert expected.table() in capsys.readouterr().out
+    assert main(["predict", "--model", str(tmp_path / "unknown"), "--data", str(data),
+                 "--out", str(tmp_path / "q.csv")]) == 2
+    assert "['bought'] is none of them" in capsys.readouterr().err
+
+
+def test_the_device_and_out_are_checked_before_anything_is_read(tmp_path, capsys):
+    assert main(["predict", "--model", str(tmp_path / "no-run"), "--data", str(tmp_path),
+                 "--device", "cuda:7", "--out", str(tmp_path / "p.csv")]) == 2
+    assert "cuda" in capsys.readouterr().err
+    assert main(["predict", "--model", str(tmp_path / "no-run"), "--data", str(tmp_path),
+                 "--out", str(tmp_path / "new") + "/"]) == 2
+    assert "is a folder; give a file name" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
 
 
 def test_predict_under_torchrun_is_refused(saved_run, tmp_path, monkeypatch, capsys):
@@ -134,5 +215,5 @@ def test_the_table_pairs_each_prediction_with_its_row_and_labels():
                                                             [0.5, 0.6]], dtype=np.float32))
     assert table["row"].tolist() == [0, 2, 3] and table["click"].tolist() == [1, 0, 1]
     assert table["p_b"].tolist() == pytest.approx([0.2, 0.4, 0.6])
-    with pytest.raises(DataError, match="for 3 rows"):
+    with pytest.raises(ValueError, match="for 3 rows"):
         predictions_table(frame, ["a"], torch.zeros(3, 2).numpy())

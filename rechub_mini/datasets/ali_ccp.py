@@ -90,8 +90,9 @@ def load_ali_ccp(data_dir: str | os.PathLike, sample: bool | None = None,
 
     Rows with purchase = 1 and click = 0 are dropped (as Ali-CCP's preprocessing does) and
     counted; each frame's index stays the rows' places in the file (0 = the line after the
-    header), with gaps where rows were dropped. Ids unseen in train are mapped to 0 and counted. `cache` is passed to
-    `read_csv_arrays` (default: cache files over 50 MB as .npy next to the CSV).
+    header), with gaps where rows were dropped. Ids unseen in train are mapped to 0 and
+    counted. `cache` is passed to `read_csv_arrays` (default: cache files over 50 MB as .npy
+    next to the CSV).
     """
     paths = find_split_files(data_dir, sample)
     frames, dropped = {}, {}
