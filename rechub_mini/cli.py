@@ -177,8 +177,10 @@ def predict(args: argparse.Namespace) -> None:
           f"({len(frame):,} rows{synthetic}):")
     print(task_scores(model, loader.y, torch.from_numpy(predictions)).table())
     table = predictions_table(frame, model.task_names, predictions)
+    # said first: on the full test split (~43M rows, ~2 GB of text) writing takes minutes
+    print(f"writing {len(table):,} rows to {args.out} (columns: {', '.join(table.columns)})",
+          flush=True)
     write_predictions(out, table)
-    print(f"wrote {len(table):,} rows to {args.out} (columns: {', '.join(table.columns)})")
 
 
 def synth(args: argparse.Namespace) -> None:

@@ -45,7 +45,7 @@ def test_predict_scores_the_test_split_as_train_did_and_writes_every_row(saved_r
                  "--out", str(out)]) == 0
     lines = capsys.readouterr().out
     # the saved best model, on the same rows with the same unseen-id mapping: the same scores
-    assert lines.split("on the test split")[1].split("\nwrote")[0] == printed[model].rstrip("\n")
+    assert lines.split("on the test split")[1].split("\nwriting")[0] == printed[model].rstrip("\n")
 
     written = pd.read_csv(out)
     loaded = load_model(folder / model)
