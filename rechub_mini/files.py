@@ -53,8 +53,8 @@ def check_new_file(path: str | os.PathLike, what: str) -> Path:
     created, and an existing file is refused rather than replaced (it may be an earlier run's
     output that the user still needs). `what` names the option in the errors."""
     if os.fspath(path).endswith(("/", os.sep)) or Path(path).is_dir():
-        raise DataError(f"{what} {os.fspath(path)!r} is a folder; give a file name, e.g. "
-                        f"{os.fspath(Path(path) / 'predictions.csv')!r}.")
+        raise DataError(f"{what} {os.fspath(path)!r} is a folder; give the name of a file "
+                        f"(in it, or anywhere else).")
     path = Path(path)
     if path.exists():
         raise DataError(f"{what} {os.fspath(path)!r} already exists and would be replaced. Give "
@@ -204,4 +204,4 @@ def replace_when_done(paths: Iterable[str | os.PathLike], keep_existing: bool = 
                     os.replace(name, path)
     finally:
         for name in temporary.values():
-            name.unlink(missing_ok=True)  # left over only when something failed
+            name.unlink(missing_ok=True)  # after a failure, or a hard link's first name

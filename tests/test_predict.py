@@ -197,7 +197,7 @@ def test_the_device_and_out_are_checked_before_anything_is_read(tmp_path, capsys
     assert "cuda" in capsys.readouterr().err
     assert main(["predict", "--model", str(tmp_path / "no-run"), "--data", str(tmp_path),
                  "--out", str(tmp_path / "new") + "/"]) == 2
-    assert "is a folder; give a file name" in capsys.readouterr().err
+    assert "is a folder; give the name of a file" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
 
 
