@@ -78,10 +78,16 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
                  else f"{os.fspath(given)!r} does not exist")
         raise CheckpointError(f"No checkpoint: {where}. Give the folder a run saved to "
                               f"(MTLTrainer's model_path, --save) or a .pth file in it.")
-    with open(path, "rb") as file:
-        start = file.read(2)
-    # torch.save writes a zip archive (older versions a pickle); empty: truncated, see below
-    if start and start != b"PK" and start[:1] != b"\x80":
+    try:
+        with open(path, "rb") as file:
+            start = file.read(2)
+    except OSError as err:  # no permission, or a folder of that name
+        raise CheckpointError(f"Cannot read the checkpoint {path.name!r} ({err.strerror}). Give "
+                              f"a .pth file you can read.") from None
+    if len(start) < 2:
+        raise CheckpointError(f"Checkpoint {path.name!r} is damaged or truncated and cannot be "
+                              f"read ({len(start)} bytes). Use an earlier copy or retrain.")
+    if start != b"PK" and start[:1] != b"\x80":  # torch.save's zip archive, or an old pickle
         raise CheckpointError(f"{path.name!r} is not a checkpoint: torch.save did not write it. "
                               f"Give the folder a run saved to (MTLTrainer's model_path, --save) "
                               f"or the model.pth or resume.pth in it.")
@@ -153,9 +159,15 @@ def load_model(path: str | os.PathLike, features: Sequence[Feature] | None = Non
 
     If `features` is given, they must match the checkpoint's (names, vocab sizes, dims).
     """
+    return model_from_checkpoint(read_checkpoint(path), features)
+
+
+def model_from_checkpoint(payload: dict, features: Sequence[Feature] | None = None
+                          ) -> torch.nn.Module:
+    """The model a checkpoint read by `read_checkpoint` describes, with its weights (for a
+    caller that also needs the checkpoint's epoch or history: the file is read once)."""
     from .models import MODEL_CLASSES
 
-    payload = read_checkpoint(path)
     cls = MODEL_CLASSES.get(payload["model_class"])
     if cls is None:
         raise CheckpointError(f"Checkpoint holds unknown model class {payload['model_class']!r}; "

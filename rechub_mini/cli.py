@@ -18,7 +18,7 @@ import torch
 
 from . import distributed
 from .checks import check_count, check_non_negative, resolve_device
-from .checkpoint import BEST_FILE, check_run_folder, load_model, read_checkpoint
+from .checkpoint import BEST_FILE, check_run_folder, model_from_checkpoint, read_checkpoint
 from .data import BatchLoader, DataGenerator
 from .datasets import ali_ccp
 from .datasets.ali_ccp_schema import DENSE_COLUMNS, SPARSE_COLUMNS
@@ -164,8 +164,9 @@ def predict(args: argparse.Namespace) -> None:
         raise DataError("predict runs in one process: start it without torchrun.")
     resolve_device(args.device)
     out = check_new_file(args.out, "--out")
-    saved = read_checkpoint(args.model)
-    model = load_model(args.model)
+    saved = read_checkpoint(args.model)  # read once: the epoch shown is the one scored
+    model, epoch = model_from_checkpoint(saved), which_epoch(saved)
+    del saved  # a resume.pth holds the optimizer's moments too: not needed for scoring
     data = ali_ccp.load_ali_ccp(args.data)
     check_same_vocabularies(model, data, args.data)
     frame = data.splits()[args.split]
@@ -173,7 +174,7 @@ def predict(args: argparse.Namespace) -> None:
     loader = BatchLoader(x, y)
     predictions = MTLTrainer(model, device=args.device).predict(model, loader)
     synthetic = ", synthetic data" if data.synthetic else ""
-    print(f"{type(model).__name__}{which_epoch(saved)} on the {args.split} split "
+    print(f"{type(model).__name__}{epoch} on the {args.split} split "
           f"({len(frame):,} rows{synthetic}):")
     print(task_scores(model, loader.y, torch.from_numpy(predictions)).table())
     table = predictions_table(frame, model.task_names, predictions)

@@ -15,12 +15,15 @@ import os
 import signal
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from .errors import DataError
+
+LEFTOVER_AFTER_S = 600  # a temporary file untouched this long has no writer any more
 
 
 def prepare_folder(folder: str | os.PathLike, what: str) -> Path:
@@ -52,11 +55,11 @@ def check_new_file(path: str | os.PathLike, what: str) -> Path:
     """Make sure `path` can be written as a new file before any long work starts: its folder is
     created, and an existing file is refused rather than replaced (it may be an earlier run's
     output that the user still needs). `what` names the option in the errors."""
-    if os.fspath(path).endswith(("/", os.sep)) or Path(path).is_dir():
+    if os.fspath(path).endswith(("/", os.sep)) or os.path.isdir(path):
         raise DataError(f"{what} {os.fspath(path)!r} is a folder; give the name of a file "
                         f"(in it, or anywhere else).")
     path = Path(path)
-    if path.exists():
+    if os.path.lexists(path):  # lexists: a link to nowhere is in the way too
         raise DataError(f"{what} {os.fspath(path)!r} already exists and would be replaced. Give "
                         f"another file name, or delete it first.")
     prepare_folder(path.parent, f"the folder of {what}")
@@ -71,9 +74,12 @@ def _move_to_new_name(temporary: Path, path: str | os.PathLike) -> None:
     try:
         os.link(temporary, path)  # unlike a rename, fails where a file exists
     except FileExistsError:
+        with suppress(OSError):
+            if os.path.samefile(temporary, path):  # NFS: a retried link that had worked
+                return
         raise appeared from None
-    except OSError:  # a file system without hard links (FAT, some network shares)
-        if os.path.exists(path):
+    except OSError:  # no hard links (FAT, some SMB shares): checked, then renamed
+        if os.path.lexists(path):
             raise appeared from None
         os.replace(temporary, path)
 
@@ -136,13 +142,26 @@ def ctrl_c_held() -> Iterator[None]:
             signal.raise_signal(number)  # now handled as it would have been
 
 
+def _last_change(path: Path) -> float:
+    """When `path` (a file, or a folder and the files in it) last changed; 0 if it is gone."""
+    times = []
+    for part in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        with suppress(OSError):  # gone since the listing: its writer renamed it
+            times.append(part.stat().st_mtime)
+    return max(times, default=0.0)
+
+
 def leftover_temporary_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """The temporary files of `replace_when_done` for `paths` (or the temporary folders of an
-    array cache, named the same way) that are still there: left by a writer that was killed
-    outright (kill -9, the out-of-memory killer, a power cut), which nothing can clean up
-    from inside; or being written by another process right now."""
+    array cache, named the same way) that nobody has written to for LEFTOVER_AFTER_S: left
+    by a writer that was killed outright (kill -9, the out-of-memory killer, a power cut),
+    which nothing can clean up from inside. Younger ones belong to a writer still at work
+    (another rank building the same cache, a second run in the same folder)."""
+    random_part = "?" * 8  # the 8 characters tempfile puts between prefix and suffix
+    now = time.time()
     return sorted(found for path in map(Path, paths)
-                  for found in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+                  for found in path.parent.glob(f".{glob.escape(path.name)}.{random_part}.tmp")
+                  if now - _last_change(found) >= LEFTOVER_AFTER_S)
 
 
 def warn_about_leftovers(paths: Iterable[str | os.PathLike]) -> None:
@@ -155,7 +174,7 @@ def warn_about_leftovers(paths: Iterable[str | os.PathLike]) -> None:
     size = 0
     for path in leftovers:  # files, or the folders of an array cache (csv_arrays.write_cache)
         for part in [path, *path.rglob("*")] if path.is_dir() else [path]:
-            with suppress(OSError):  # gone since the listing: another writer renamed it
+            with suppress(OSError):  # gone since the listing
                 size += part.stat().st_size if part.is_file() else 0
     names = ", ".join(p.name for p in leftovers[:3]) + (", ..." if len(leftovers) > 3 else "")
     warnings.warn(f"{str(leftovers[0].parent)!r} holds {len(leftovers)} hidden temporary "
@@ -169,8 +188,8 @@ def replace_when_done(paths: Iterable[str | os.PathLike], keep_existing: bool = 
                       ) -> Iterator[dict[str | os.PathLike, Path]]:
     """Give a temporary path next to each of `paths` to write to (a dict keyed by the paths as
     given); when the block ends without an error, flush each file to disk and rename them all
-    over `paths`. With `keep_existing`, a file that exists at a path by then (written by
-    someone else meanwhile) is kept, and a DataError raised instead of the rename.
+    over `paths`. With `keep_existing` (one path only), a file that exists at the path by
+    then (written by someone else meanwhile) is kept, and a DataError raised instead.
 
     An error or Ctrl-C in the block keeps every old file and removes the temporary ones, so
     files that belong together (a dataset's splits and their meta.json) are never left new
@@ -183,6 +202,8 @@ def replace_when_done(paths: Iterable[str | os.PathLike], keep_existing: bool = 
     paths = list(paths)
     if len({Path(p).resolve() for p in paths}) != len(paths):
         raise ValueError(f"replace_when_done got the same file twice: {paths}")
+    if keep_existing and len(paths) != 1:  # a refusal after some links would break all-or-none
+        raise ValueError(f"keep_existing takes one file, got {len(paths)}")
     warn_about_leftovers(paths)
     temporary: dict = {}  # the path as given -> its temporary file
     try:
@@ -203,5 +224,6 @@ def replace_when_done(paths: Iterable[str | os.PathLike], keep_existing: bool = 
                 else:
                     os.replace(name, path)
     finally:
-        for name in temporary.values():
-            name.unlink(missing_ok=True)  # after a failure, or a hard link's first name
+        for name in temporary.values():  # after a failure, or a hard link's first name
+            with suppress(OSError):  # best effort: a file in place stays a success
+                name.unlink(missing_ok=True)

@@ -1,4 +1,5 @@
 import os
+import time
 
 import numpy as np
 import pandas as pd
@@ -8,6 +9,7 @@ from rechub_mini import DataError, DenseFeature, SparseFeature
 from rechub_mini.datasets import ali_ccp
 from rechub_mini.datasets.ali_ccp_schema import ALL_COLUMNS, DENSE_COLUMNS, SPARSE_COLUMNS
 from rechub_mini.datasets.csv_arrays import read_cache, read_csv_arrays
+from rechub_mini.files import LEFTOVER_AFTER_S
 
 
 def write_split(folder, name, rows=30, seed=0, **overrides):
@@ -235,9 +237,12 @@ def test_cache_is_memory_mapped_reused_and_refreshed(tmp_path):
 
 def test_a_cache_folder_left_by_a_killed_writer_is_named_with_its_size(tmp_path):
     write_split(tmp_path, "big.csv", rows=50)
-    left = tmp_path / ".big.csv.npy.cache.k3j9.tmp"  # as mkdtemp names it in write_cache
+    left = tmp_path / ".big.csv.npy.cache.k3j9ab_c.tmp"  # as mkdtemp names it in write_cache
     left.mkdir()
     (left / "101.npy").write_bytes(b"0" * 2**20)
+    old = time.time() - LEFTOVER_AFTER_S - 5  # no writer for that long: it was killed
+    for path in (left / "101.npy", left):
+        os.utime(path, (old, old))
     with pytest.warns(UserWarning, match=r"1 hidden temporary file\(s\), 1\.0 MB"):
         read_csv_arrays(tmp_path / "big.csv", cache=True)
     assert read_cache(tmp_path / "big.csv") is not None and left.is_dir()

@@ -27,6 +27,12 @@ def test_a_file_torch_did_not_write_is_named_not_a_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match=r"'meta.json' is not a checkpoint: torch.save "
                                               r"did not write it"):
         load_model(tmp_path / "meta.json")
+    (tmp_path / "short.pth").write_bytes(b"P")  # the first byte of a zip: truncated
+    with pytest.raises(CheckpointError, match="damaged or truncated"):
+        load_model(tmp_path / "short.pth")
+    (tmp_path / "run" / "model.pth").mkdir(parents=True)  # a folder where the file should be
+    with pytest.raises(CheckpointError, match=r"Cannot read the checkpoint 'model.pth'"):
+        load_model(tmp_path / "run")
 
 
 def test_a_bare_state_dict_is_not_taken_for_a_checkpoint(tmp_path):

@@ -3,6 +3,7 @@ folder that cannot be written is reported before any work starts."""
 import os
 import signal
 import stat
+import time
 
 import pytest
 
@@ -194,20 +195,26 @@ def test_paths_are_looked_up_as_given_and_none_may_repeat(tmp_path):
 
 def test_temporary_files_left_by_a_killed_writer_are_named_not_removed(tmp_path):
     """kill -9 leaves the hidden temporary file behind; the next write of the same file says
-    so, with the size, and keeps it: another run might be writing it now."""
+    so, with the size, and keeps it. A temporary file written to recently, or one of another
+    file, is not named: its writer may be at work (another rank, a second run)."""
     target = tmp_path / "a[1].csv"  # glob characters in the name are matched as they are
-    left = tmp_path / ".a[1].csv.x7q2.tmp"
+    left = tmp_path / ".a[1].csv.x7q2ab_9.tmp"  # mkstemp's 8 random characters
     left.write_bytes(b"0" * 3 * 2**20)
-    unrelated = [tmp_path / ".b.csv.x7q2.tmp", tmp_path / ".a[1].csv.x7q2.part"]
-    for path in unrelated:
-        path.write_text("not ours", encoding="utf-8")
+    fresh = tmp_path / ".a[1].csv.k2k2k2k2.tmp"
+    fresh.write_text("a writer at work", encoding="utf-8")
+    others = [tmp_path / ".b.csv.x7q2ab_9.tmp", tmp_path / ".a[1].csv.x7q2ab_9.part",
+              tmp_path / ".a[1].csv.npy.cache.x7q2ab_9.tmp"]  # another file's, not ours
+    for path in [left, *others]:
+        path.write_text("0" * 3 * 2**20 if path == left else "not ours", encoding="utf-8")
+        old = time.time() - files.LEFTOVER_AFTER_S - 5
+        os.utime(path, (old, old))
     with pytest.warns(UserWarning, match=r"1 hidden temporary file\(s\), 3\.0 MB.*"
-                                         r"\.a\[1\]\.csv\.x7q2\.tmp\. Delete them unless"):
+                                         r"\.a\[1\]\.csv\.x7q2ab_9\.tmp\. Delete them unless"):
         with replace_when_done([target]) as temporary:
             temporary[target].write_text("new", encoding="utf-8")
-    assert left.exists() and target.read_text(encoding="utf-8") == "new"
+    assert left.exists() and fresh.exists() and target.read_text(encoding="utf-8") == "new"
     assert files.leftover_temporary_files([target]) == [left]
-    assert files.leftover_temporary_files([tmp_path / "b.csv"]) == [unrelated[0]]
+    assert files.leftover_temporary_files([tmp_path / "b.csv"]) == [others[0]]
 
 
 @pytest.mark.parametrize("hard_links", [True, False], ids=["hard links", "no hard links"])
@@ -227,3 +234,30 @@ def test_keep_existing_never_writes_over_a_file_that_appeared(tmp_path, monkeypa
             taken.write_text("theirs", encoding="utf-8")
     assert taken.read_text(encoding="utf-8") == "theirs"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new.csv", "taken.csv"]
+
+
+def test_keep_existing_takes_one_file_and_a_link_to_nowhere_is_in_the_way(tmp_path):
+    with pytest.raises(ValueError, match="keep_existing takes one file"):
+        with replace_when_done([tmp_path / "a", tmp_path / "b"], keep_existing=True):
+            pass
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(DataError, match="already exists"):
+        files.check_new_file(tmp_path / "dangling", "--out")
+
+
+def test_a_file_in_place_is_a_success_even_if_its_temporary_name_cannot_be_removed(
+        tmp_path, monkeypatch):
+    """With a hard link the finished file has two names until the temporary one goes; if that
+    removal fails (a virus scanner holding it on Windows), the file is still written."""
+    real_unlink = type(tmp_path).unlink
+
+    def scanner_holds_it(self, missing_ok=False):
+        if self.name.endswith(".tmp"):
+            raise PermissionError(32, "The process cannot access the file")
+        return real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(type(tmp_path), "unlink", scanner_holds_it)
+    new = tmp_path / "new.csv"
+    with replace_when_done([new], keep_existing=True) as temporary:
+        temporary[new].write_text("ours", encoding="utf-8")
+    assert new.read_text(encoding="utf-8") == "ours"
