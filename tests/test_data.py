@@ -87,9 +87,11 @@ def test_check_features_catches_ids_outside_the_vocabulary():
 
 
 def test_check_features_converts_whole_floats_and_rejects_nan_dense():
-    loader = BatchLoader({"101": [1.0, 2.0], "D1": [0.1, np.nan]}, [0, 1])
-    with pytest.raises(DataError, match=r"'D1' has 1 NaN.*row 1"):
-        loader.check_features([SparseFeature("101", 5), DenseFeature("D1")])
+    for bad in (np.nan, np.inf, -np.inf):  # an infinity is no less fatal than a NaN
+        loader = BatchLoader({"101": [1.0, 2.0, 3.0], "D1": [0.1, bad, 0.2]}, [0, 1, 0])
+        with pytest.raises(DataError, match=r"'D1' has 1 NaN or infinite values \(first at "
+                                            rf"row 1: {bad}\)"):
+            loader.check_features([SparseFeature("101", 5), DenseFeature("D1")])
     loader = BatchLoader({"101": [1.0, 2.0]}, [0, 1])
     loader.check_features([SparseFeature("101", 5)])
     assert loader.x["101"].dtype == torch.int32

@@ -68,16 +68,17 @@ def test_esmm_cvr_tower_trains_whatever_task_types_the_trainer_gets(task_types):
 
 def test_esmm_sum_pooling_sums_fields():
     torch.manual_seed(0)
-    user = [SparseFeature("u1", 2000, 8), SparseFeature("u2", 5, 8)]  # a large and a small table
+    # a large and a small table; a dense user feature between them is no field to sum
+    user = [SparseFeature("u1", 2000, 8), DenseFeature("d1"), SparseFeature("u2", 5, 8)]
     model = ESMM(user, ITEM, {"dims": [8]}, {"dims": [8]}, pooling="sum")
-    assert model.cvr_tower.net[0].in_features == 8 + 8  # user sum + item sum
+    assert model.cvr_tower.net[0].in_features == 8 + 8 + 1  # user sum + item sum + dense
     x, _ = batch()
     small, large = model.embedding.tables[0].weight, model.embedding.tables[1].weight
     fields = model.embedding.field_embeddings(x)  # in the order the features were given
     assert torch.equal(fields[:, 0], large[x["u1"]])
     assert torch.equal(fields[:, 1], small[x["u2"]])
     assert torch.equal(fields[:, 2], small[x["i1"] + 5])
-    h = torch.cat([large[x["u1"]] + small[x["u2"]], small[x["i1"] + 5]], dim=1)
+    h = torch.cat([large[x["u1"]] + small[x["u2"]], small[x["i1"] + 5], x["d1"][:, None]], dim=1)
     cvr_logit, ctr_logit = model.logits(x)
     assert torch.allclose(cvr_logit, model.cvr_tower(h).squeeze(1))
     assert torch.allclose(ctr_logit, model.ctr_tower(h).squeeze(1))

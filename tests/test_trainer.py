@@ -77,12 +77,12 @@ def test_training_with_a_seed_is_reproducible():
 
 def test_large_tables_only_update_rows_in_the_batch_small_tables_are_dense():
     torch.manual_seed(0)
-    features = [SparseFeature("u", 5000, 8), SparseFeature("i", 4000, 8), SparseFeature("g", 3, 8)]
+    features = [SparseFeature("u", 5000, 8), SparseFeature("i", 4000, 8), SparseFeature("g", 4, 8)]
     model = MMOE(features, ["classification"] * 2, 2, {"dims": [4]}, [{}, {}])
     large, small = model.embedding.tables[1], model.embedding.tables[0]
     assert large.sparse and not small.sparse
     assert [f.name for f in model.embedding.groups[1]] == ["u", "i"]
-    before = large.weight.detach().clone()
+    before, small_before = large.weight.detach().clone(), small.weight.detach().clone()
     batches = DataGenerator({"u": np.array([1, 2, 3, 1]), "i": np.array([0, 0, 1, 1]),
                              "g": np.array([0, 1, 2, 1])},
                             np.array([[0, 1], [0, 0], [1, 1], [0, 1]], np.float32)
@@ -94,6 +94,10 @@ def test_large_tables_only_update_rows_in_the_batch_small_tables_are_dense():
     changed = (large.weight.detach() != before).any(dim=1).nonzero().flatten().tolist()
     # u ids 1..3 (rows 1..3) and i ids 0, 1 (rows 5000, 5001 after u's 5000 rows)
     assert changed == [1, 2, 3, 5000, 5001]
+    # the small table learns by dense Adam, but weight decay is for the dense layers only:
+    # g's id 3, in no batch, keeps its row
+    changed = (small.weight.detach() != small_before).any(dim=1).nonzero().flatten().tolist()
+    assert changed == [0, 1, 2]
 
 
 def test_trainer_rejects_mismatched_task_types_and_bad_options():
@@ -466,3 +470,29 @@ def test_a_regression_task_is_scored_by_mse_and_early_stopping_minimises_it():
     assert scores["spend"] == min(mse)  # the best epoch's weights were kept
     assert predicted.max() > 1.5  # a raw value, not squashed by a sigmoid
     assert scores["spend"] < 0.5 * yv[:, 1].var()  # it learned most of sin(u) and d
+
+
+def test_the_reported_training_loss_is_the_mean_over_the_epochs_batches():
+    """With lr 0 the weights stay, so each batch's loss can be computed again afterwards."""
+    torch.manual_seed(0)
+    model = mmoe()
+    train = loaders(n=1000, batch_size=250)[0]  # 4 equal batches: any shuffle, the same mean
+    trainer = MTLTrainer(model, optimizer_params={"lr": 0.0}, n_epoch=1, verbose=False,
+                         start_at_base_rates=False)
+    history = trainer.fit(train)
+    with torch.no_grad():
+        parts = [model.loss(x, y)[1] for x, y in train.in_order()]
+    for name in parts[0]:
+        expected = float(torch.stack([p[name] for p in parts]).mean())
+        assert history["train_loss"][name][0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_bad_validation_loader_is_refused_before_the_first_epoch(capsys):
+    model = mmoe()
+    train, val, _ = loaders(n=1000)
+    val.y[3, 0] = 2  # not a 0/1 label
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(DataError, match="label"):
+        MTLTrainer(model, n_epoch=1).fit(train, val)
+    assert "epoch 1" not in capsys.readouterr().out
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
