@@ -18,7 +18,8 @@ import torch
 
 from . import distributed
 from .checks import check_count, check_non_negative, resolve_device
-from .checkpoint import BEST_FILE, check_run_folder, model_from_checkpoint, read_checkpoint
+from .checkpoint import (BEST_FILE, RESUME_FILE, check_run_folder, model_from_checkpoint,
+                         read_checkpoint)
 from .data import BatchLoader, DataGenerator
 from .datasets import ali_ccp
 from .datasets.ali_ccp_schema import DENSE_COLUMNS, SPARSE_COLUMNS
@@ -111,6 +112,9 @@ def train_model(args: argparse.Namespace) -> None:
                          n_epoch=args.epochs, earlystop_patience=args.patience,
                          model_path=args.save, seed=args.seed, device=args.device)
     trainer.fit(loaders[0], loaders[1], resume=args.resume)
+    if args.save is not None:
+        say(f"saved in {args.save}: {BEST_FILE} (the best epoch) and {RESUME_FILE}; to write the "
+            f"predictions: predict --model {args.save} --data {args.data} --out FILE.csv")
     scores = trainer.evaluate(trainer.model, loaders[2])
     say(f"\n{type(model).__name__} on the test split ({len(data.test):,} rows"
         f"{', synthetic data' if data.synthetic else ''}):")

@@ -30,7 +30,12 @@ def saved_run(tmp_path_factory):
         with open(out, "w", encoding="utf-8") as handle, contextlib.redirect_stdout(handle):
             assert main(["train", "--model", model, "--data", str(data), "--epochs", "3",
                          "--save", str(folder / model)]) == 0
-        printed[model] = out.read_text(encoding="utf-8").split("on the test split")[1]
+        text = out.read_text(encoding="utf-8")
+        # train says where the run is and how to get its predictions
+        assert (f"saved in {folder / model}: model.pth (the best epoch) and resume.pth; to "
+                f"write the predictions: predict --model {folder / model} --data {data} "
+                f"--out FILE.csv") in text
+        printed[model] = text.split("on the test split")[1]
     assert read_checkpoint(folder / "esmm")["epoch"] == 2
     return folder, data, printed
 
