@@ -114,7 +114,8 @@ def train_model(args: argparse.Namespace) -> None:
     trainer.fit(loaders[0], loaders[1], resume=args.resume)
     if args.save is not None:
         say(f"saved in {args.save}: {BEST_FILE} (the best epoch) and {RESUME_FILE}; to write the "
-            f"predictions: predict --model {args.save} --data {args.data} --out FILE.csv")
+            f"predictions: python -m rechub_mini predict --model {args.save} --data "
+            f"{args.data} --out FILE.csv")
     scores = trainer.evaluate(trainer.model, loaders[2])
     say(f"\n{type(model).__name__} on the test split ({len(data.test):,} rows"
         f"{', synthetic data' if data.synthetic else ''}):")

@@ -142,10 +142,15 @@ def ctrl_c_held() -> Iterator[None]:
             signal.raise_signal(number)  # now handled as it would have been
 
 
+def _with_contents(path: Path) -> list[Path]:
+    """`path`, and all that is in it if it is a folder (an array cache's temporary folder)."""
+    return [path, *path.rglob("*")] if path.is_dir() else [path]
+
+
 def _last_change(path: Path) -> float:
-    """When `path` (a file, or a folder and the files in it) last changed; 0 if it is gone."""
+    """When `path` or anything in it last changed; 0 if it is gone."""
     times = []
-    for part in [path, *path.rglob("*")] if path.is_dir() else [path]:
+    for part in _with_contents(path):
         with suppress(OSError):  # gone since the listing: its writer renamed it
             times.append(part.stat().st_mtime)
     return max(times, default=0.0)
@@ -172,10 +177,9 @@ def warn_about_leftovers(paths: Iterable[str | os.PathLike]) -> None:
     if not leftovers:
         return
     size = 0
-    for path in leftovers:  # files, or the folders of an array cache (csv_arrays.write_cache)
-        for part in [path, *path.rglob("*")] if path.is_dir() else [path]:
-            with suppress(OSError):  # gone since the listing
-                size += part.stat().st_size if part.is_file() else 0
+    for part in (part for path in leftovers for part in _with_contents(path)):
+        with suppress(OSError):  # gone since the listing
+            size += part.stat().st_size if part.is_file() else 0
     names = ", ".join(p.name for p in leftovers[:3]) + (", ..." if len(leftovers) > 3 else "")
     warnings.warn(f"{str(leftovers[0].parent)!r} holds {len(leftovers)} hidden temporary "
                   f"file(s), {size / 2**20:,.1f} MB, left by an earlier run that was killed "

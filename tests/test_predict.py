@@ -33,7 +33,8 @@ def saved_run(tmp_path_factory):
         text = out.read_text(encoding="utf-8")
         # train says where the run is and how to get its predictions
         assert (f"saved in {folder / model}: model.pth (the best epoch) and resume.pth; to "
-                f"write the predictions: predict --model {folder / model} --data {data} "
+                f"write the predictions: python -m rechub_mini predict --model {folder / model} "
+                f"--data {data} "
                 f"--out FILE.csv") in text
         printed[model] = text.split("on the test split")[1]
     assert read_checkpoint(folder / "esmm")["epoch"] == 2
