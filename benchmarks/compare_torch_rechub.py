@@ -39,16 +39,25 @@ Method
      split's ~20 purchases, which give the CVR and CTCVR AUCs a standard error near 0.07.
   6. Peak RSS is the worker's VmHWM (Linux): unlike `ru_maxrss` it does not inherit the
      parent's peak across fork + exec. Elsewhere it is `ru_maxrss`; on Windows, nan.
+  7. rechub_mini runs twice per round: in one process with `--threads` threads, and as
+     "rechub_mini_hogwild" with `--threads` processes of one thread each, which share the
+     model and update it without locks (`MTLTrainer(hogwild_processes=...)`, Linux only).
+     Its time includes forking the processes every epoch; its CPU counts theirs; its peak
+     memory is the largest sum of the processes' proportional set sizes (shared pages
+     counted once), sampled once per epoch while they train, or the main process's VmHWM if
+     that is larger.
 
     python benchmarks/compare_torch_rechub.py [--rows 1000000] [--epochs 1,3]
         [--batch-size 1024] [--threads 2] [--repeats 2] [--models esmm,mmoe]
-        [--only rechub_mini|torch_rechub] [--seed 0] [--preset real] [--vocab-scale 1]
+        [--only rechub_mini|rechub_mini_hogwild|torch_rechub] [--seed 0] [--preset real]
+        [--vocab-scale 1]
         [--json FILE]
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
 import os
@@ -57,10 +66,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-IMPLEMENTATIONS = ["rechub_mini", "torch_rechub"]
+# rechub_mini_hogwild: rechub_mini with `--threads` Hogwild processes of one thread each
+# (rechub_mini/hogwild.py) instead of one process with `--threads` threads
+IMPLEMENTATIONS = ["rechub_mini", "rechub_mini_hogwild", "torch_rechub"]
+OURS = ["rechub_mini", "rechub_mini_hogwild"]
+NAME_WIDTH = 20  # the longest implementation name, or "difference (hogwild)"
 MODELS = ["esmm", "mmoe"]
 SPLITS = ["train", "val", "test"]
 DENSE_COLUMNS = ["D109_14", "D110_14", "D127_14", "D150_14", "D508", "D509", "D702", "D853"]
@@ -94,6 +108,77 @@ def peak_rss_mb() -> float:
         return math.nan
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024
+
+
+def proportional_memory_mb(pid: int) -> float:
+    """A process's proportional set size (Linux): its own pages plus its share of the pages it
+    shares, so the sum over processes counts every page once."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text(encoding="utf-8").splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:  # it just ended
+        pass
+    return 0.0
+
+
+def child_pids() -> list[int]:
+    """This process's child processes (Linux)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:  # "pid (name) state ppid ...": the name may hold spaces, so split after ")"
+            if int(stat.read_text(encoding="utf-8").rsplit(")", 1)[1].split()[1]) == os.getpid():
+                pids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
+
+
+class SharedMemoryPeak:
+    """The memory of this process and its children together (summed proportional set sizes),
+    for Hogwild, whose processes share the data and the weights, where each one's RSS would
+    count the shared pages again.
+
+    One sample per epoch, `SAMPLE_AFTER_S` into it, when the processes are training (their
+    memory stays level from the first steps on): reading smaps_rollup walks a process's page
+    tables, ~23 ms for 800 MB here, so sampling every 0.1 s took most of a core from the
+    training processes (measured, session 17).
+    """
+
+    SAMPLE_AFTER_S = 1.0
+
+    def __init__(self) -> None:
+        self.peak_mb = 0.0
+        self._timer: threading.Timer | None = None
+
+    def epoch_started(self) -> None:
+        self._timer = threading.Timer(self.SAMPLE_AFTER_S, self._sample)
+        self._timer.start()
+
+    def epoch_ended(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()  # an epoch shorter than SAMPLE_AFTER_S: no sample
+            self._timer.join()
+
+    def _sample(self) -> None:
+        total = sum(proportional_memory_mb(pid) for pid in [os.getpid(), *child_pids()])
+        self.peak_mb = max(self.peak_mb, total)
+
+
+class NoMemorySampling:
+    peak_mb = 0.0
+
+    def epoch_started(self) -> None:
+        pass
+
+    def epoch_ended(self) -> None:
+        pass
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (Hogwild's processes)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def load_average() -> float:
@@ -185,7 +270,7 @@ class Setup:
 
 
 def setup_rechub_mini(model: str, data_dir: Path, batch_size: int, lr: float,
-                      weight_decay: float, seed: int) -> Setup:
+                      weight_decay: float, seed: int, hogwild_processes: int = 1) -> Setup:
     """rechub_mini through its own API: load_ali_ccp, build_features, model_inputs."""
     import torch
 
@@ -210,7 +295,8 @@ def setup_rechub_mini(model: str, data_dir: Path, batch_size: int, lr: float,
     train, _, test = DataGenerator(x_train, y_train).generate_dataloader(
         x_test=x_test, y_test=y_test, batch_size=batch_size, seed=seed)
     trainer = MTLTrainer(net, optimizer_params={"lr": lr, "weight_decay": weight_decay},
-                         n_epoch=1, seed=seed, progress=False, verbose=False)
+                         n_epoch=1, seed=seed, progress=False, verbose=False,
+                         hogwild_processes=hogwild_processes)
     # what fit does before its first epoch, here in the untimed setup: the one-off input
     # checks (ids in range, values finite) and starting the outputs at the labels' averages
     train.check_features(net.features)
@@ -302,17 +388,23 @@ def run_worker(implementation: str, model: str, data_dir: Path, epochs: list[int
 
     torch.set_num_threads(threads)
     rss_after_imports = peak_rss_mb()
-    make = setup_rechub_mini if implementation == "rechub_mini" else setup_torch_rechub
+    make = {"rechub_mini": setup_rechub_mini, "torch_rechub": setup_torch_rechub,
+            "rechub_mini_hogwild": functools.partial(setup_rechub_mini,
+                                                     hogwild_processes=threads)}[implementation]
+    hogwild = implementation == "rechub_mini_hogwild"
+    memory = SharedMemoryPeak() if hogwild else NoMemorySampling()
     start = time.perf_counter()
     setup = make(model, data_dir, batch_size, lr, weight_decay, seed)
     setup_seconds = time.perf_counter() - start
-    epoch_seconds, evaluations, cpu_seconds = [], [], 0.0
+    epoch_seconds, evaluations, cpu_used = [], [], 0.0
     truth = dict(np.load(data_dir / TRUTH_FILE)) if (data_dir / TRUTH_FILE).exists() else None
     for epoch in range(max(epochs)):
-        start, cpu_start = time.perf_counter(), time.process_time()
+        start, cpu_start = time.perf_counter(), cpu_seconds()
+        memory.epoch_started()
         setup.train_epoch(epoch)
         epoch_seconds.append(time.perf_counter() - start)
-        cpu_seconds += time.process_time() - cpu_start
+        memory.epoch_ended()
+        cpu_used += cpu_seconds() - cpu_start
         if epoch + 1 in epochs:
             predict_seconds, predictions = fastest_predict(setup)
             scores = auc_scores(model, predictions, setup.click, setup.purchase, truth)
@@ -321,7 +413,8 @@ def run_worker(implementation: str, model: str, data_dir: Path, epochs: list[int
                 "train_samples_per_s": setup.train_rows * (epoch + 1) / sum(epoch_seconds),
                 "best_epoch_samples_per_s": setup.train_rows / min(epoch_seconds),
                 "eval_samples_per_s": len(setup.click) / predict_seconds,
-                "peak_rss_mb": peak_rss_mb(), **scores})
+                # Hogwild: its processes together (SharedMemoryPeak), or this one's peak
+                "peak_rss_mb": max(peak_rss_mb(), memory.peak_mb), **scores})
     return {"implementation": implementation, "model": model, "seed": seed, "threads": threads,
             "torch_threads": torch.get_num_threads(), "train_rows": setup.train_rows,
             "test_rows": len(setup.click), "test_clicks": int(setup.click.sum()),
@@ -329,7 +422,7 @@ def run_worker(implementation: str, model: str, data_dir: Path, epochs: list[int
             "epoch_seconds": epoch_seconds, "rss_after_imports_mb": rss_after_imports,
             # CPU-seconds per second of training (up to `threads`), and the 1-minute load
             # average: on a shared machine they show how much CPU the run really got
-            "train_cpu_per_wall": cpu_seconds / sum(epoch_seconds),
+            "train_cpu_per_wall": cpu_used / sum(epoch_seconds),
             "load_average": load_average(), "evaluations": evaluations}
 
 
@@ -384,14 +477,16 @@ def auc_standard_error(auc: float, positives: int, negatives: int) -> float:
 
 def print_results(summary: dict) -> None:
     """One row per model, implementation and number of epochs (medians over the rounds)."""
-    header = (f"{'model':<5} {'implementation':<13} {'epochs':>6} {'train samples/s':>16} "
-              f"{'(best epoch)':>13} {'eval samples/s':>15} {'peak RSS MB':>12} "
+    header = (f"{'model':<5} {'implementation':<{NAME_WIDTH}} {'epochs':>6} "
+              f"{'train samples/s':>16} {'(best epoch)':>13} {'eval samples/s':>15} "
+              f"{'peak RSS MB':>12} "
               f"{'CTR AUC':>8} {'CVR AUC (clicked)':>18} {'CTCVR AUC':>10}")
     print(header)
     print("-" * len(header))
     for (model, implementation, epochs), r in sorted(summary.items()):
-        print(f"{model:<5} {implementation:<13} {epochs:>6} {r['train_samples_per_s']:>16,.0f} "
-              f"{r['best_epoch_samples_per_s']:>13,.0f} {r['eval_samples_per_s']:>15,.0f} "
+        print(f"{model:<5} {implementation:<{NAME_WIDTH}} {epochs:>6} "
+              f"{r['train_samples_per_s']:>16,.0f} {r['best_epoch_samples_per_s']:>13,.0f} "
+              f"{r['eval_samples_per_s']:>15,.0f} "
               f"{r['peak_rss_mb']:>12,.0f} {fmt(r['ctr']):>8} {fmt(r['cvr_clicked']):>18} "
               f"{fmt(r['ctcvr']):>10}")
 
@@ -419,8 +514,8 @@ def print_conditions(summary: dict, runs: list[dict]) -> None:
             if mine:
                 cpu = statistics.median(r["train_cpu_per_wall"] for r in mine)
                 loads = ", ".join(f"{r['load_average']:.1f}" for r in mine)
-                print(f"  {model:<5} {implementation:<13} CPU {cpu:.2f} of {mine[0]['threads']}"
-                      f"   load {loads}")
+                print(f"  {model:<5} {implementation:<{NAME_WIDTH}} CPU {cpu:.2f} of "
+                      f"{mine[0]['threads']}   load {loads}")
 
 
 def print_auc_ranges(runs: list[dict]) -> None:
@@ -434,7 +529,8 @@ def print_auc_ranges(runs: list[dict]) -> None:
                  f"{fmt(max(e[name] for e in evals))}"
                  for label, name in [("CTR", "ctr"), ("CVR (clicked)", "cvr_clicked"),
                                      ("CTCVR", "ctcvr")]]
-        print(f"  {model:<5} {implementation:<13} {epochs} epoch(s): " + ", ".join(spans))
+        print(f"  {model:<5} {implementation:<{NAME_WIDTH}} {epochs} epoch(s): "
+              + ", ".join(spans))
 
 
 TRUTH_COLUMNS = [("CTR", "ctr_truth"), ("CVR (clicked)", "cvr_clicked_truth"),
@@ -446,42 +542,47 @@ def print_truth_aucs(summary: dict, runs: list[dict], oracle: dict[str, float]) 
     if not any("ctr_truth" in r for r in summary.values()):
         return
 
+    first_width = 5 + 1 + NAME_WIDTH + 1 + 6
+
     def line(first: str, cells: list[str]) -> None:
-        print((f"{first:<26}" + "".join(f"  {cell:<24}" for cell in cells)).rstrip())
+        print((f"{first:<{first_width}}" + "".join(f"  {cell:<24}" for cell in cells)).rstrip())
 
     print("\nAUC against the hidden truth (expected over label draws from the true probabilities;"
           " synthetic data only):\nmedian over the rounds (lowest - highest)")
-    line(f"{'model':<5} {'implementation':<13} {'epochs':>6}", [c for c, _ in TRUTH_COLUMNS])
-    print("-" * (26 + 26 * len(TRUTH_COLUMNS)))
+    line(f"{'model':<5} {'implementation':<{NAME_WIDTH}} {'epochs':>6}",
+         [c for c, _ in TRUTH_COLUMNS])
+    print("-" * (first_width + 26 * len(TRUTH_COLUMNS)))
     grouped = group_evaluations(runs)
     for (model, implementation, epochs), r in sorted(summary.items()):
         evals = grouped[(model, implementation, epochs)]
-        line(f"{model:<5} {implementation:<13} {epochs:>6}",
+        line(f"{model:<5} {implementation:<{NAME_WIDTH}} {epochs:>6}",
              [f"{fmt(r[name])} ({fmt(min(e[name] for e in evals))}-"
               f"{fmt(max(e[name] for e in evals))})" for _, name in TRUTH_COLUMNS])
     for (model, implementation, epochs), r in sorted(summary.items()):
         other = summary.get((model, "torch_rechub", epochs))
-        if implementation == "rechub_mini" and other:
-            line(f"{model:<5} {'difference':<13} {epochs:>6}",
+        if implementation in OURS and other:
+            label = "difference" + (" (hogwild)" if implementation != "rechub_mini" else "")
+            line(f"{model:<5} {label:<{NAME_WIDTH}} {epochs:>6}",
                  [f"{r[name] - other[name]:+.4f}" for _, name in TRUTH_COLUMNS])
     line("the truth itself (ceiling)", [fmt(oracle[name]) for _, name in TRUTH_COLUMNS])
 
 
 def print_ratios(summary: dict) -> None:
     """rechub_mini / torch-rechub for speed and memory; rechub_mini - torch-rechub for AUCs."""
-    pairs = [(m, e) for (m, i, e) in sorted(summary) if i == "rechub_mini"
+    pairs = [(m, i, e) for (m, i, e) in sorted(summary) if i in OURS
              and (m, "torch_rechub", e) in summary]
     if not pairs:
         return
     print("\nratios rechub_mini / torch-rechub (AUC: rechub_mini minus torch-rechub)")
-    header = (f"{'model':<5} {'epochs':>6} {'train x':>8} {'(best epoch)':>13} {'target':>7} "
+    header = (f"{'model':<5} {'implementation':<{NAME_WIDTH}} {'epochs':>6} {'train x':>8} "
+              f"{'(best epoch)':>13} {'target':>7} "
               f"{'eval x':>7} {'target':>7} {'RSS x':>6} {'d CTR AUC':>10} "
               f"{'d CVR AUC (clicked)':>20} {'d CTCVR AUC':>12}")
     print(header)
     print("-" * len(header))
-    for model, epochs in pairs:
-        a, b = summary[(model, "rechub_mini", epochs)], summary[(model, "torch_rechub", epochs)]
-        print(f"{model:<5} {epochs:>6} "
+    for model, implementation, epochs in pairs:
+        a, b = summary[(model, implementation, epochs)], summary[(model, "torch_rechub", epochs)]
+        print(f"{model:<5} {implementation:<{NAME_WIDTH}} {epochs:>6} "
               f"{a['train_samples_per_s'] / b['train_samples_per_s']:>8.1f} "
               f"{a['best_epoch_samples_per_s'] / b['best_epoch_samples_per_s']:>13.1f} "
               f"{'>= ' + str(TARGETS['train'][model]):>7} "
@@ -503,7 +604,7 @@ def print_projection(summary: dict) -> None:
     for (model, implementation), (_, r) in sorted(longest.items()):
         median = FULL_EPOCH_ROWS / r["train_samples_per_s"] / 60
         best = FULL_EPOCH_ROWS / r["best_epoch_samples_per_s"] / 60
-        print(f"{model:<5} {implementation:<13} {median:>6,.1f} min (median)   "
+        print(f"{model:<5} {implementation:<{NAME_WIDTH}} {median:>6,.1f} min (median)   "
               f"{best:>6,.1f} min (best epoch)")
 
 
@@ -536,6 +637,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     unknown = set(args.models) - set(MODELS)
     if unknown or min(args.epochs) < 1 or args.repeats < 1:
         parser.error(f"--models takes {MODELS}, --epochs and --repeats positive numbers.")
+    if args.only == "rechub_mini_hogwild" and (
+            args.threads < 2 or not sys.platform.startswith("linux")):
+        parser.error("rechub_mini_hogwild needs Linux and --threads 2 or more.")
     return args
 
 
@@ -549,6 +653,9 @@ def main(argv=None) -> None:
         print(json.dumps(result), file=real_stdout)
         return
     implementations = [args.only] if args.only else IMPLEMENTATIONS
+    if args.threads == 1 or not sys.platform.startswith("linux"):
+        # one Hogwild process is rechub_mini itself; elsewhere than Linux there is none
+        implementations = [i for i in implementations if i != "rechub_mini_hogwild"]
     start = time.perf_counter()
     with synthetic_folder("rechub-compare-", args.rows, args.seed, args.preset,
                           args.vocab_scale) as (folder, meta):

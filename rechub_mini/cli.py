@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
-from . import distributed
+from . import distributed, hogwild
 from .checks import check_count, check_non_negative, resolve_device
 from .checkpoint import (BEST_FILE, RESUME_FILE, check_run_folder, model_from_checkpoint,
                          read_checkpoint)
@@ -81,7 +81,9 @@ def check_train_args(args: argparse.Namespace) -> None:
         check_count("--embed-dim", args.embed_dim)
     check_non_negative("--lr", args.lr)
     check_non_negative("--weight-decay", args.weight_decay)
-    resolve_device(args.device)
+    check_count("--hogwild-processes", args.hogwild_processes)
+    hogwild.check_supported(args.hogwild_processes, resolve_device(args.device),
+                            distributed.world_size(), "--hogwild-processes")
     if args.batch_size < distributed.world_size():
         raise DataError(f"--batch-size must be at least {distributed.world_size()} (a row per "
                         f"process), got {args.batch_size}.")
@@ -101,6 +103,8 @@ def train_model(args: argparse.Namespace) -> None:
     say(f"data: {', '.join(f'{s} {len(f):,} rows' for s, f in data.splits().items())} "
         f"({data.files['train']}, ...){synthetic}"
         + (f"; {distributed.world_size()} processes" if distributed.world_size() > 1
+           else "")
+        + (f"; {args.hogwild_processes} Hogwild processes" if args.hogwild_processes > 1
            else ""))
     model = build_model(args.model, data, args.embed_dim)
     inputs = {s: ali_ccp.model_inputs(f, model.features) for s, f in data.splits().items()}
@@ -110,7 +114,8 @@ def train_model(args: argparse.Namespace) -> None:
         seed=args.seed)  # --batch-size is global: under torchrun each process takes a share
     trainer = MTLTrainer(model, optimizer_params={"lr": args.lr, "weight_decay": args.weight_decay},
                          n_epoch=args.epochs, earlystop_patience=args.patience,
-                         model_path=args.save, seed=args.seed, device=args.device)
+                         model_path=args.save, seed=args.seed, device=args.device,
+                         hogwild_processes=args.hogwild_processes)
     trainer.fit(loaders[0], loaders[1], resume=args.resume)
     if args.save is not None:
         say(f"saved in {args.save}: {BEST_FILE} (the best epoch) and {RESUME_FILE}; to write the "
@@ -257,6 +262,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--save", default=None, help="folder for model.pth (best) and resume.pth")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --save")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--hogwild-processes", type=int, default=1,
+                   help="train with N processes of one thread each that share the model "
+                        "(Hogwild!, Linux, CPU): faster on several cores, not reproducible "
+                        "to the bit")
     p.set_defaults(run=train)
 
     p = command("predict", "score a split with a saved model and write the predictions (CSV)")

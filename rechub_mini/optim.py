@@ -140,6 +140,13 @@ class EmbeddingAdam(torch.optim.Optimizer):
                 moments.index_copy_(0, rows, torch.stack([exp_avg, exp_avg_sq], dim=1))
         return loss
 
+    def create_state(self) -> None:
+        """Give every table the state its first step would, now (hogwild.py shares it)."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                if "moments" not in self.state[param]:
+                    self._init_state(param, self.state[param])
+
     @staticmethod
     def _init_state(param: torch.Tensor, state: dict) -> None:
         """Fresh state, or the state torch.optim.SparseAdam saved (to continue its runs)."""
@@ -199,6 +206,21 @@ class DenseAdam(torch.optim.Adam):
                                weight_decay=group["weight_decay"], eps=group["eps"],
                                amsgrad=False, maximize=False)
         return None
+
+    def create_state(self) -> None:
+        """Give every parameter the state torch's first step would, now (hogwild.py shares
+        it before any step): the step count and both moments, zero."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                state = self.state[param]
+                if not state:
+                    state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
+                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(param,
+                                                           memory_format=torch.preserve_format)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = torch.zeros_like(
+                            param, memory_format=torch.preserve_format)
 
     def _is_plain(self, group: dict) -> bool:
         """Whether the direct kernel call gives exactly torch's update for this group."""

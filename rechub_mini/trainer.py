@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import distributed
+from . import distributed, hogwild
 from .checkpoint import (BEST_FILE, RESUME_FILE, check_run_folder, model_differences,
                          read_checkpoint, save_checkpoint)
 from .checks import (ADAM_OPTIONS, check_count, check_optimizer_params, check_seed,
@@ -107,6 +107,10 @@ class MTLTrainer:
             (`model.start_at_base_rates`: MMoE and SharedBottom; ESMM and BaseCVR are left as
             built). A model that was trained already (by any trainer's epoch, or loaded by
             `load_model`) is always kept as it is, so training goes on from where it was.
+        hogwild_processes: train with this many processes of one thread each, which share the
+            model and update it without waiting for each other (rechub_mini/hogwild.py; Linux
+            and CPU only). Faster on several cores than the threads of one process, but a run
+            is no longer reproducible to the bit. 1 (default): this process alone.
     """
 
     def __init__(self, model: MultiTaskModel, task_types: Sequence[str] | None = None,
@@ -114,7 +118,7 @@ class MTLTrainer:
                  earlystop_taskid: int = 0, earlystop_patience: int = 10, device: str = "cpu",
                  model_path: str | os.PathLike | None = None, seed: int | None = None,
                  progress: bool | None = None, verbose: bool = True,
-                 start_at_base_rates: bool = True) -> None:
+                 start_at_base_rates: bool = True, hogwild_processes: int = 1) -> None:
         if isinstance(model, TaskHeadsModel) and task_types is not None \
                 and list(task_types) != model.task_types:
             raise DataError(f"task_types {list(task_types)} differ from the model's "
@@ -136,6 +140,9 @@ class MTLTrainer:
         self.verbose = verbose
         self.start_at_base_rates = start_at_base_rates
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
+        self.hogwild_processes = check_count("hogwild_processes", hogwild_processes)
+        hogwild.check_supported(self.hogwild_processes, self.device, self.world_size)
+        self._shared_memory = hogwild.SharedMemory()
         if self.world_size > 1 and self.device.type == "cuda":
             # nccl cannot all-reduce sparse gradients: embeddings get dense ones on GPUs
             for m in model.modules():
@@ -198,7 +205,12 @@ class MTLTrainer:
         check_is_loader(loader)
         loader.check_features(self.model.features)  # once here (or by fit), not every batch
         with ids_already_checked(self.model):
-            sums, steps = self._train_steps(loader, epoch)
+            if self.hogwild_processes > 1:
+                sums, steps = hogwild.train_epoch(self, loader, epoch, self.hogwild_processes,
+                                                  self._shared_memory)
+            else:
+                sums, steps = self._train_steps(
+                    self._batches(loader, f"train {epoch + 1}"), epoch)
         if steps == 0:
             why = (f" ({loader.num_rows} rows, batch_size {loader.batch_size}, drop_last=True)"
                    if loader.drop_last else "")
@@ -211,11 +223,11 @@ class MTLTrainer:
             means = distributed.gather_rows(means[None]).mean(0)
         return {name: float(v) for name, v in zip(sums, means)}
 
-    def _train_steps(self, loader, epoch: int) -> tuple[dict[str, torch.Tensor], int]:
-        """The training steps of one epoch: (sum of each loss part, number of steps)."""
+    def _train_steps(self, batches, epoch: int) -> tuple[dict[str, torch.Tensor], int]:
+        """A training step per batch: (sum of each loss part, number of steps)."""
         sums: dict[str, torch.Tensor] = {}
         steps = 0
-        for x, y in self._batches(loader, f"train {epoch + 1}"):
+        for x, y in batches:
             x, y = self._to_device(x), y.to(self.device, non_blocking=True)
             total, parts = self.loss_module(x, y)
             if not torch.isfinite(total):

@@ -40,10 +40,12 @@ def test_aucs_score_cvr_on_clicked_rows_only():
 def test_tiny_run_prints_rows_for_both_implementations_and_models():
     command = [sys.executable, str(SCRIPT), "--rows", "10000", "--epochs", "1",
                "--repeats", "1", "--preset", "tutorial"]
-    implementations = ["rechub_mini", "torch_rechub"]
+    implementations = ["rechub_mini", "rechub_mini_hogwild", "torch_rechub"]
     if not HAS_TORCH_RECHUB:  # installed by `make test`'s setup (the bench extra)
         command += ["--only", "rechub_mini"]
         implementations = ["rechub_mini"]
+    elif not sys.platform.startswith("linux"):  # Hogwild forks: Linux only
+        implementations.remove("rechub_mini_hogwild")
     result = subprocess.run(command, capture_output=True, text=True, timeout=900,
                             env=python_env())
     assert result.returncode == 0, result.stderr[-3000:]
@@ -62,7 +64,10 @@ def test_tiny_run_prints_rows_for_both_implementations_and_models():
         assert all(0 <= n <= 1 for n in numbers[4:]), key   # AUCs
     assert "projected time of one full Ali-CCP training epoch" in result.stdout
     if HAS_TORCH_RECHUB:
-        assert "ratios rechub_mini / torch-rechub" in result.stdout
+        ratios = result.stdout.split("ratios rechub_mini / torch-rechub")[1].split("\n\n")[0]
+        # a ratio row per model and rechub_mini variant: "mmoe  rechub_mini_hogwild  1  ..."
+        assert {tuple(line.split()[:2]) for line in ratios.splitlines()[3:]} == {
+            (m, i) for m in ["esmm", "mmoe"] for i in implementations if i != "torch_rechub"}
 
 
 def test_rounds_train_with_successive_seeds_and_print_the_auc_range(tmp_path):
@@ -81,7 +86,8 @@ def test_rounds_train_with_successive_seeds_and_print_the_auc_range(tmp_path):
     assert first["ctr"] != second["ctr"]  # another seed really trains another model
     assert runs[0]["test_clicks"] == runs[1]["test_clicks"]  # on the same data
     low, high = sorted([first["ctr"], second["ctr"]])
-    assert f"esmm  rechub_mini   1 epoch(s): CTR {low:.4f} - {high:.4f}" in result.stdout
+    name = f"{'rechub_mini':<{load_script().NAME_WIDTH}}"
+    assert f"esmm  {name} 1 epoch(s): CTR {low:.4f} - {high:.4f}" in result.stdout
     # the AUCs against the hidden truth: no model ranks better than the truth itself
     oracle = json.loads(raw.read_text())["oracle"]
     assert set(oracle) == {"ctr_truth", "cvr_clicked_truth", "ctcvr_truth"}
