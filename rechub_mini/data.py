@@ -8,6 +8,7 @@ shuffling, one vectorised gather per matrix. Taught in tutorials/*/00_quickstart
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 
 import pandas as pd
@@ -94,16 +95,22 @@ class BatchLoader:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[Batch]:
+        return self.batches()
+
+    def batches(self, first: int = 0, every: int = 1) -> Iterator[Batch]:
+        """One pass's batches number first, first + every, first + 2 * every, ... (by default
+        all of them, as iterating does): a Hogwild process's share of an epoch
+        (rechub_mini/hogwild.py), so that the processes together train the batches of a pass."""
         if not self.shuffle:
             last = None if not self.drop_last else len(self) * self.batch_size
-            yield from self.in_order(self.batch_size, last)
+            yield from itertools.islice(self.in_order(self.batch_size, last), first, None, every)
             return
         rows = self._block()[1]
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(self.num_rows, generator=generator)
         order = order[self.rank::self.world_size][:rows]
         self.epoch += 1
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        for start in range(0, len(self) * self.batch_size, self.batch_size)[first::every]:
             idx = order[start:start + self.batch_size]
             yield self._gather(idx), None if self.y is None else self.y.index_select(0, idx)
 

@@ -1,53 +1,58 @@
 """Hogwild!: several processes train one model at the same time, without locks
 (Niu, Recht, Re & Wright, NeurIPS 2011, arXiv 1106.5730).
 
-Each process takes its share of the epoch's batches and updates the shared weights and Adam
-moments in place as soon as its step is done; no process waits for another. Now and then two
-processes write the same embedding row at once and one update is lost. A batch touches about
-1 % of an Ali-CCP table's rows, so such collisions are rare, and the paper proves that SGD on
-sparse problems then converges almost as if they never happened.
+Each process trains its share of the epoch's batches (process r: batches r, r + n, ...) and
+updates the shared weights and Adam moments in place as soon as its step is done; no process
+waits for another. Writes of two processes can meet, and then one update is (partly) lost.
+In the large embedding tables that is rare: a batch touches about 1 % of an Ali-CCP table's
+rows, which is the sparse case for which the paper proves that SGD converges almost as if it
+never happened. The dense layers, the small tables and the step counts are written by every
+process at every step, so there such races are constant; they are tolerated in practice, and
+the benchmarks measure what they cost (benchmarks/README.md, session 17: the same AUCs after
+one epoch, slightly lower ones after a third, overfitted, epoch).
 
 Why on a CPU: the threads of one process split every operation and wait for each other at
 its end, about 300 times per MMoE step; on a shared or busy machine one slow thread holds up
-the other. Processes of one thread each never wait (see benchmarks/README.md for the
-measurements). The price: which process writes first changes from run to run, so a Hogwild
-run is not reproducible to the bit, as a one-process run with a seed is. The tutorials train
-in one process.
+the other. Processes of one thread each never wait: on 2 cores MMoE trained 1.2-1.5x faster,
+ESMM, whose wider rows make two threads work well already, about as fast. The price: which
+process writes first changes from run to run, so a Hogwild run is not reproducible to the
+bit, as a one-process run with a seed is. The tutorials train in one process.
 
 Linux only: the processes are forked, so they read the training data where it already is,
-without a copy. Before the first fork the weights, buffers and optimizer states move to shared
-memory (anonymous shared mappings: no limit but the RAM, unlike /dev/shm, which containers
-often keep at 64 MB). A forked process of a multi-threaded parent may only do what takes no
-lock that another thread could have held at the fork: here it runs torch operations with one
-thread, and reports through a pipe. Taught in tutorials/*/04_full_dataset.ipynb.
+without a copy, and Linux ends them when their parent ends. Before the first fork the weights,
+buffers and optimizer states move to shared memory (anonymous shared mappings: no limit but
+the RAM, unlike /dev/shm, which containers often keep at 64 MB). A forked process of a
+multi-threaded parent may only do what takes no lock that another thread could have held at
+the fork: here it runs torch operations with one thread and reports through a pipe.
+Taught in tutorials/*/04_full_dataset.ipynb.
 """
 from __future__ import annotations
 
+import ctypes
 import mmap
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import sys
-import threading
 import traceback
 import warnings
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
 
 from .errors import DataError, TrainingError
+from .files import ctrl_c_held
 
 if TYPE_CHECKING:  # the trainer imports this module
     from .data import BatchLoader
     from .trainer import MTLTrainer
 
-CHECK_PARENT_EVERY = 100  # steps between a process's checks that its parent still runs
 POLL_SECONDS = 0.2  # how often the parent updates its progress bar while it waits
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): a signal for when the parent ends
+ERRORS = {"DataError": DataError, "TrainingError": TrainingError}  # re-raised as themselves
 
 
 def check_supported(processes: int, device: torch.device, world_size: int,
@@ -118,39 +123,50 @@ class SharedMemory:
 
 def train_epoch(trainer: MTLTrainer, loader: BatchLoader, epoch: int, processes: int,
                 memory: SharedMemory) -> tuple[dict[str, torch.Tensor], int]:
-    """One epoch by `processes` forked processes: (sum of each loss part, steps), over all."""
+    """One epoch by forked processes: (sum of each loss part, steps), over all of them.
+
+    Process r trains batches r, r + n, r + 2n, ... of the pass (`BatchLoader.batches`), so
+    together they train exactly the batches one process would; with fewer batches than
+    processes, only as many processes start as there are batches.
+    """
+    processes = min(processes, len(loader))
+    if processes == 0:
+        return {}, 0  # the trainer says that the loader gave no batch
     memory.share_training_state(trainer.model, trainer.optimizers)
     steps_done = shared_copy(torch.zeros(processes, dtype=torch.int64))
     seeds = torch.randint(2 ** 62, (processes,)).tolist()  # a dropout stream per process
     context = multiprocessing.get_context("fork")
     children, connections = [], []
     try:
-        with _stops_held(), warnings.catch_warnings():
+        # a Ctrl-C or SIGTERM while forking waits until every process is known, so that none
+        # is left running (the children inherit the holding handler until they set theirs)
+        with ctrl_c_held(), warnings.catch_warnings():
             # Python 3.12+ warns about fork in a process with threads (torch's own pool here);
             # the children take no lock such a thread could hold (see the module docstring)
             warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork")
             for rank in range(processes):
                 receive, send = context.Pipe(duplex=False)
-                child = context.Process(
+                children.append(context.Process(
                     target=_train_share, daemon=True, name=f"hogwild-{rank}",
                     args=(trainer, loader, epoch, rank, processes, seeds[rank], steps_done,
-                          send, os.getpid()))
-                child.start()
-                send.close()
-                children.append(child)
+                          send, os.getpid())))
                 connections.append(receive)
+                children[-1].start()
+                send.close()
         results = _wait_for(children, connections, steps_done, trainer, loader, epoch)
     finally:
         for child in children:  # only after an error or Ctrl-C is one still running
-            if child.is_alive():
-                child.kill()
-            child.join()
+            if child.pid is not None:
+                if child.is_alive():
+                    child.kill()
+                child.join()
         for connection in connections:
             connection.close()
     if loader.shuffle:
         loader.epoch += 1  # as one pass over the loader does
-    sums = {name: torch.tensor(sum(parts[name] for parts, _ in results), dtype=torch.float64)
-            for name in results[0][0]}
+    names = {name: None for parts, _ in results for name in parts}  # in the model's order
+    sums = {name: torch.tensor(sum(parts.get(name, 0.0) for parts, _ in results),
+                               dtype=torch.float64) for name in names}
     return sums, sum(steps for _, steps in results)
 
 
@@ -177,27 +193,12 @@ def _wait_for(children: list, connections: list, steps_done: torch.Tensor,
                         f"the model is as the processes left it. If memory ran out, train with "
                         f"fewer processes.") from None
                 if outcome[0] == "error":
-                    _, error, where = outcome
-                    if isinstance(error, (DataError, TrainingError)):
-                        raise type(error)(f"{error} (in Hogwild training process {rank})")
+                    _, kind, message, where = outcome
+                    if kind in ERRORS:
+                        raise ERRORS[kind](f"{message} (in Hogwild training process {rank})")
                     raise TrainingError(f"Hogwild training process {rank} failed:\n{where}")
                 results[rank] = outcome[1:]
     return [results[rank] for rank in range(len(children))]
-
-
-@contextmanager
-def _stops_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait (blocked, not lost) while the processes are forked: each
-    inherits the block and sets its own handlers first, so a Ctrl-C at that moment prints no
-    traceback from a process that has just started; the parent gets it after the block."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals go to the main thread anyway
-        return
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def _how_it_ended(exitcode: int | None) -> str:
@@ -212,33 +213,36 @@ def _how_it_ended(exitcode: int | None) -> str:
 def _train_share(trainer: MTLTrainer, loader: BatchLoader, epoch: int, rank: int,
                  processes: int, seed: int, steps_done: torch.Tensor,
                  send: multiprocessing.connection.Connection, parent: int) -> None:
-    """In a forked process: train on share `rank` of the epoch's batches, report the sums."""
+    """In a forked process: train batches rank, rank + processes, ... of the pass, report."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler would raise here
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held since the fork
+    _end_with_parent(parent)
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     try:
-        loader.shard(rank, processes)
         sums, steps = trainer._train_steps(
-            _counted(loader, steps_done, rank, parent), epoch)
+            _counted(loader.batches(rank, processes), steps_done, rank), epoch)
         # plain numbers: a tensor would travel as a handle to memory this process frees
         send.send(("done", {name: float(value) for name, value in sums.items()}, steps))
     except BaseException as error:  # noqa: BLE001 - everything goes back to the parent
-        where = traceback.format_exc()
-        try:
-            send.send(("error", error, where))
-        except Exception:  # an error that cannot be pickled: its text is enough
-            send.send(("error", TrainingError(f"{type(error).__name__}: {error}"), where))
+        # as text: an exception object may not survive pickling (or hold tensors)
+        kind = next((name for name, cls in ERRORS.items() if isinstance(error, cls)), "other")
+        send.send(("error", kind, str(error), traceback.format_exc()))
     finally:
         send.close()
 
 
-def _counted(batches: Iterable, steps_done: torch.Tensor, rank: int,
-             parent: int) -> Iterator:
-    """The batches, counting them for the parent's progress bar; stops if the parent died."""
+def _end_with_parent(parent: int) -> None:
+    """Have Linux kill this process when its parent ends, however it ends (kill -9 too):
+    nobody would read the weights it goes on writing."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent ended before the line above
+        os._exit(1)
+
+
+def _counted(batches: Iterable, steps_done: torch.Tensor, rank: int) -> Iterator:
+    """The batches, counted for the parent's progress bar."""
     for step, batch in enumerate(batches, start=1):
         yield batch
         steps_done[rank] = step
-        if step % CHECK_PARENT_EVERY == 0 and os.getppid() != parent:
-            os._exit(1)  # the parent was killed: nobody will read these weights

@@ -15,9 +15,10 @@ from conftest import python_env
 from test_cli import run_cli
 from test_trainer import click_data, loaders, mmoe
 
-from rechub_mini import (ESMM, DataError, DataGenerator, MTLTrainer, TrainingError,
-                         load_model)
+from rechub_mini import (ESMM, MMOE, DataError, DataGenerator, DenseFeature, MTLTrainer,
+                         SparseFeature, TrainingError, load_model)
 from rechub_mini import cli, distributed, hogwild
+from rechub_mini.data import BatchLoader
 from rechub_mini.datasets import ali_ccp
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -48,8 +49,8 @@ def test_two_processes_train_one_shared_model_that_approaches_the_oracle(sample_
 
 
 def test_each_row_is_trained_once_per_epoch_and_the_loss_is_the_mean_over_all_steps():
-    x, y = click_data(4000, 0)
-    x["d"] = np.arange(4000, dtype=np.float32)  # each row's d names it
+    x, y = click_data(4001, 0)
+    x["d"] = np.arange(4001, dtype=np.float32)  # each row's d names it
     loader = DataGenerator(x, y).generate_dataloader(batch_size=256)[0]
     model = mmoe()
     trainer = MTLTrainer(model, verbose=False, hogwild_processes=2)
@@ -61,11 +62,49 @@ def test_each_row_is_trained_once_per_epoch_and_the_loss_is_the_mean_over_all_st
 
     model.loss = loss_with_row_sum  # forked with the trainer
     sums, steps = hogwild.train_epoch(trainer, loader, 0, 2, hogwild.SharedMemory())
-    assert steps == 2 * 8  # 2 processes x 8 batches of their 2,000 rows
+    assert steps == len(loader) == 16  # the batches of one process's pass: 15 full, 1 of 161
     assert sums["rows"] == x["d"].astype(np.float64).sum()  # every row once
     assert loader.epoch == 1  # as after one pass of this process over the loader
     losses = trainer.train_one_epoch(loader, 1)  # reports the mean over all 16 steps
     assert losses["rows"] == pytest.approx(x["d"].sum() / 16, rel=1e-6)
+
+
+@pytest.mark.parametrize("rows,batch_size,shuffle,drop_last,batches", [
+    (3, 1, False, False, 3),  # fewer batches than processes: 3 processes start
+    (5, 1, False, False, 5),  # uneven shares: 2, 1, 1, 1
+    (1500, 1024, True, True, 1),  # drop_last: one full batch in all
+    (1000, 1024, True, False, 1),  # one partial batch, not one per process
+])
+def test_the_processes_train_the_batches_of_one_pass(rows, batch_size, shuffle, drop_last,
+                                                    batches):
+    x, y = click_data(rows, 0)
+    loader = BatchLoader(x, y, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
+    trainer = MTLTrainer(mmoe(), verbose=False, hogwild_processes=4)
+    sums, steps = hogwild.train_epoch(trainer, loader, 0, 4, hogwild.SharedMemory())
+    assert steps == batches == len(loader)
+    assert set(sums) == {"cvr", "ctr"}
+    trainer.train_one_epoch(loader, 1)  # and through the trainer
+
+
+def test_large_tables_train_with_embedding_adam_and_its_state_is_shared():
+    features = [SparseFeature("u", 5000, 8), SparseFeature("i", 40, 8), DenseFeature("d")]
+    rng = np.random.default_rng(0)
+    x = {"u": rng.integers(0, 5000, 4096), "i": rng.integers(0, 40, 4096),
+         "d": rng.random(4096).astype(np.float32)}
+    y = (rng.random((4096, 2)) < 0.3).astype(np.float32)
+    loader = DataGenerator(x, y).generate_dataloader(batch_size=256)[0]
+    torch.manual_seed(0)
+    model = MMOE(features, ["classification"] * 2, 3, {"dims": [8]}, [{"dims": [4]}] * 2)
+    trainer = MTLTrainer(model, verbose=False, hogwild_processes=2)
+    assert type(trainer.optimizers[1]).__name__ == "EmbeddingAdam"
+    table = trainer.sparse_parameters[0]
+    before = table.detach().clone()
+    trainer.train_one_epoch(loader, 0)
+    state = trainer.optimizers[1].state[table]
+    assert len(loader) / 2 < float(state["step"]) <= len(loader)  # counted by both processes
+    used = torch.unique(torch.as_tensor(x["u"]))
+    assert (state["moments"][used].abs().sum(dim=(1, 2)) > 0).all()  # every used row's Adam
+    assert not torch.equal(table[used], before[used])
 
 
 def test_the_optimizer_state_is_shared_and_saved_runs_load(tmp_path):
@@ -131,6 +170,26 @@ def test_an_error_in_a_process_reaches_the_caller_and_stops_the_others():
     assert finished[0] < 1  # stopped before the end of its share
 
 
+class ShapeError(Exception):
+    def __init__(self, expected, got):
+        super().__init__(f"expected {expected}, got {got}")
+
+
+def test_any_error_in_a_process_arrives_as_its_message_and_traceback():
+    train, _, _ = loaders()
+    model = mmoe()
+
+    def fails(x, y):  # an exception that pickle cannot rebuild (two arguments)
+        raise ShapeError(3, 4)
+
+    model.loss = fails
+    trainer = MTLTrainer(model, verbose=False, hogwild_processes=2)
+    with pytest.raises(TrainingError, match=r"(?s)Hogwild training process \d failed:.*"
+                                            r"ShapeError: expected 3, got 4"):
+        trainer.train_one_epoch(train, 0)
+    assert multiprocessing.active_children() == []
+
+
 def test_a_process_that_is_killed_is_a_clear_error():
     train, _, _ = loaders()
     model = mmoe()
@@ -149,6 +208,29 @@ def test_a_process_that_is_killed_is_a_clear_error():
     assert multiprocessing.active_children() == []
 
 
+def test_ctrl_c_while_the_processes_start_leaves_none_running(monkeypatch):
+    train, _, _ = loaders()
+    model = mmoe()
+    real_loss = model.loss
+
+    def slow(x, y):
+        time.sleep(0.2)
+        return real_loss(x, y)
+
+    model.loss = slow
+    trainer = MTLTrainer(model, verbose=False, hogwild_processes=2)
+    start = multiprocessing.context.ForkProcess.start
+
+    def start_then_ctrl_c(process):  # Ctrl-C right after each process started
+        start(process)
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(multiprocessing.context.ForkProcess, "start", start_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train_one_epoch(train, 0)
+    assert multiprocessing.active_children() == []
+
+
 CTRL_C_SCRIPT = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, sys.argv[1])
@@ -158,7 +240,7 @@ CTRL_C_SCRIPT = textwrap.dedent("""
     model = mmoe()
     real_loss = model.loss
     def slow(x, y):
-        time.sleep(0.5)
+        time.sleep(float(sys.argv[2]))
         return real_loss(x, y)
     model.loss = slow
     trainer = MTLTrainer(model, verbose=False, progress=False, hogwild_processes=2)
@@ -170,7 +252,8 @@ CTRL_C_SCRIPT = textwrap.dedent("""
 
 def test_ctrl_c_stops_every_process_with_one_message():
     tests = os.path.dirname(__file__)
-    run = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT, tests], stdout=subprocess.PIPE,
+    run = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT, tests, "0.5"],
+                           stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, env=python_env(),
                            start_new_session=True)  # its own group, as a terminal's job
     assert run.stdout.readline() == "training\n"
@@ -209,3 +292,26 @@ def test_the_train_command_trains_with_hogwild_processes(sample_dir, sample_meta
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines()[-1] == (
         "error: --hogwild-processes must be a whole number of at least 1, got 0.")
+
+
+def test_the_processes_end_when_the_main_process_is_killed():
+    tests = os.path.dirname(__file__)
+    run = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT, tests, "2"],  # 16 s a share
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=python_env(), start_new_session=True)
+    assert run.stdout.readline() == "training\n"
+    time.sleep(2)  # the processes are training by then
+    run.kill()  # kill -9: no handler runs, no finally block
+    run.wait(timeout=60)
+    for _ in range(100):  # Linux ends them at once (PR_SET_PDEATHSIG); a share takes 16 s
+        try:
+            os.killpg(run.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.killpg(run.pid, signal.SIGKILL)
+        pytest.fail("a Hogwild process outlived its killed parent by 5 s")
+    run.stdout.close()
+    run.stderr.close()
+
