@@ -13,8 +13,8 @@ one epoch, slightly lower ones after a third, overfitted, epoch).
 
 Why on a CPU: the threads of one process split every operation and wait for each other at
 its end, about 300 times per MMoE step; on a shared or busy machine one slow thread holds up
-the other. Processes of one thread each never wait: on 2 cores MMoE trained 1.2-1.5x faster,
-ESMM, whose wider rows make two threads work well already, about as fast. The price: which
+the other. Processes of one thread each never wait: on 2 cores MMoE and ESMM trained
+1.2-1.5x faster than with two threads (benchmarks/README.md, session 17). The price: which
 process writes first changes from run to run, so a Hogwild run is not reproducible to the
 bit, as a one-process run with a seed is. The tutorials train in one process.
 

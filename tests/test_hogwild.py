@@ -147,26 +147,38 @@ def test_what_hogwild_cannot_do_is_refused_before_training(monkeypatch):
     MTLTrainer(mmoe(), hogwild_processes=1)  # one process runs anywhere
 
 
-def test_an_error_in_a_process_reaches_the_caller_and_stops_the_others():
+def one_epoch_with_loss(make_loss) -> None:
+    """One epoch of mmoe() by 2 Hogwild processes, its loss replaced by make_loss(its loss);
+    however it ends, no process may be left running."""
     train, _, _ = loaders()
     model = mmoe()
-    real_loss = model.loss
+    model.loss = make_loss(model.loss)  # forked with the trainer
+    try:
+        MTLTrainer(model, verbose=False, hogwild_processes=2).train_one_epoch(train, 0)
+    finally:
+        assert multiprocessing.active_children() == []
+
+
+def in_process(rank: int) -> bool:
+    return multiprocessing.current_process().name == f"hogwild-{rank}"
+
+
+def test_an_error_in_a_process_reaches_the_caller_and_stops_the_others():
     finished = hogwild.shared_copy(torch.zeros(1))  # set by process 0 after its last step
 
-    def nan_in_the_second_process(x, y):
-        total, parts = real_loss(x, y)
-        if multiprocessing.current_process().name == "hogwild-1":
-            return total * float("nan"), parts
-        time.sleep(1)  # process 0 would need 8 s for its 8 steps
-        finished[0] += 1 / 8
-        return total, parts
+    def nan_in_the_second_process(real_loss):
+        def loss(x, y):
+            total, parts = real_loss(x, y)
+            if in_process(1):
+                return total * float("nan"), parts
+            time.sleep(1)  # process 0 would need 8 s for its 8 steps
+            finished[0] += 1 / 8
+            return total, parts
+        return loss
 
-    model.loss = nan_in_the_second_process
-    trainer = MTLTrainer(model, verbose=False, hogwild_processes=2)
     with pytest.raises(TrainingError, match=r"nan at epoch 1, step 1\. .*\(in Hogwild training "
                                             r"process 1\)"):
-        trainer.train_one_epoch(train, 0)
-    assert multiprocessing.active_children() == []
+        one_epoch_with_loss(nan_in_the_second_process)
     assert finished[0] < 1  # stopped before the end of its share
 
 
@@ -176,59 +188,45 @@ class ShapeError(Exception):
 
 
 def test_any_error_in_a_process_arrives_as_its_message_and_traceback():
-    train, _, _ = loaders()
-    model = mmoe()
+    def fails(real_loss):  # an exception that pickle cannot rebuild (two arguments)
+        def loss(x, y):
+            raise ShapeError(3, 4)
+        return loss
 
-    def fails(x, y):  # an exception that pickle cannot rebuild (two arguments)
-        raise ShapeError(3, 4)
-
-    model.loss = fails
-    trainer = MTLTrainer(model, verbose=False, hogwild_processes=2)
     with pytest.raises(TrainingError, match=r"(?s)Hogwild training process \d failed:.*"
                                             r"ShapeError: expected 3, got 4"):
-        trainer.train_one_epoch(train, 0)
-    assert multiprocessing.active_children() == []
+        one_epoch_with_loss(fails)
 
 
 def test_a_process_that_is_killed_is_a_clear_error():
-    train, _, _ = loaders()
-    model = mmoe()
-    real_loss = model.loss
+    def killed_in_the_first_process(real_loss):
+        def loss(x, y):
+            if in_process(0):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real_loss(x, y)
+        return loss
 
-    def killed(x, y):
-        if multiprocessing.current_process().name == "hogwild-0":
-            os.kill(os.getpid(), signal.SIGKILL)
-        return real_loss(x, y)
-
-    model.loss = killed
-    trainer = MTLTrainer(model, verbose=False, hogwild_processes=2)
     with pytest.raises(TrainingError, match=r"process 0 of 2 stopped \(signal SIGKILL\) during "
                                             r"epoch 1"):
-        trainer.train_one_epoch(train, 0)
-    assert multiprocessing.active_children() == []
+        one_epoch_with_loss(killed_in_the_first_process)
 
 
 def test_ctrl_c_while_the_processes_start_leaves_none_running(monkeypatch):
-    train, _, _ = loaders()
-    model = mmoe()
-    real_loss = model.loss
-
-    def slow(x, y):
-        time.sleep(0.2)
-        return real_loss(x, y)
-
-    model.loss = slow
-    trainer = MTLTrainer(model, verbose=False, hogwild_processes=2)
     start = multiprocessing.context.ForkProcess.start
 
     def start_then_ctrl_c(process):  # Ctrl-C right after each process started
         start(process)
         signal.raise_signal(signal.SIGINT)
 
+    def slow(real_loss):
+        def loss(x, y):
+            time.sleep(0.2)
+            return real_loss(x, y)
+        return loss
+
     monkeypatch.setattr(multiprocessing.context.ForkProcess, "start", start_then_ctrl_c)
     with pytest.raises(KeyboardInterrupt):
-        trainer.train_one_epoch(train, 0)
-    assert multiprocessing.active_children() == []
+        one_epoch_with_loss(slow)
 
 
 CTRL_C_SCRIPT = textwrap.dedent("""
