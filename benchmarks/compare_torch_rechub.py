@@ -141,7 +141,7 @@ class SharedMemoryPeak:
 
     One sample per epoch, `SAMPLE_AFTER_S` into it, when the processes are training (their
     memory stays level from the first steps on): reading smaps_rollup walks a process's page
-    tables, ~23 ms for 800 MB here, so sampling every 0.1 s took most of a core from the
+    tables, ~23 ms for 800 MB here, so sampling every 0.1 s took a large part of a core from the
     training processes (measured, session 17).
     """
 

@@ -9,12 +9,12 @@ rows, which is the sparse case for which the paper proves that SGD converges alm
 never happened. The dense layers, the small tables and the step counts are written by every
 process at every step, so there such races are constant; they are tolerated in practice, and
 the benchmarks measure what they cost (benchmarks/README.md, session 17: the same AUCs after
-one epoch, slightly lower ones after a third, overfitted, epoch).
+one epoch; after a third, overfitted, epoch MMoE's CTCVR slightly lower, ESMM's level).
 
 Why on a CPU: the threads of one process split every operation and wait for each other at
 its end, about 300 times per MMoE step; on a shared or busy machine one slow thread holds up
 the other. Processes of one thread each never wait: on 2 cores MMoE and ESMM trained
-1.2-1.5x faster than with two threads (benchmarks/README.md, session 17). The price: which
+1.2-1.6x faster than with two threads (benchmarks/README.md, session 17). The price: which
 process writes first changes from run to run, so a Hogwild run is not reproducible to the
 bit, as a one-process run with a seed is. The tutorials train in one process.
 

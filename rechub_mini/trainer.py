@@ -109,7 +109,7 @@ class MTLTrainer:
             `load_model`) is always kept as it is, so training goes on from where it was.
         hogwild_processes: train with this many processes of one thread each, which share the
             model and update it without waiting for each other (rechub_mini/hogwild.py; Linux
-            and CPU only). On 2 cores MMoE and ESMM trained 1.2-1.5x faster than with the
+            and CPU only). On 2 cores MMoE and ESMM trained 1.2-1.6x faster than with the
             two threads of one process; a run is no longer reproducible to the bit.
             1 (default): this process alone.
     """

@@ -396,7 +396,7 @@ paper shows that such sparse training converges almost as if it never happened. 
 layers are written by every process at every step: there such races are constant, and only
 measuring tells what they cost.) Each process runs one
 thread, so no core waits for another, as the threads of one process do at the end of every
-operation. On the 2-core benchmark machine, two Hogwild processes trained MMoE 1.2-1.5×
+operation. On the 2-core benchmark machine, two Hogwild processes trained MMoE 1.2-1.6×
 faster than one process with two threads, with about the same AUCs (benchmarks/README.md). The price: which process writes first changes from run to run, so a
 Hogwild run cannot be repeated to the bit. That is why this lesson trains in one process.
 
@@ -431,8 +431,8 @@ torchrun --nnodes=2 --nproc_per_node=4 --rdzv_backend=c10d --rdzv_endpoint=HOST:
 不等待，也不求平均。两个进程偶尔会同时写同一行嵌入，其中一次更新就丢失了；一个批次只涉及约 1% 的行，
 所以这种情况很少见，论文也证明这种稀疏训练的收敛几乎不受影响。（稠密层每个进程每一步都要写，
 那里的冲突一直存在，代价只能靠测量得知。）每个进程只用一个线程，因此不会像同一进程内的
-多个线程那样，在每个运算结束时互相等待。在 2 核的基准测试机器上，两个 Hogwild 进程训练 MMoE 比
-一个进程两个线程快 1.2-1.5 倍，AUC 大致相同（见 benchmarks/README.md）。
+多个线程那样，在每个运算结束时互相等待。在 2 核的基准测试机器上，两个 Hogwild 进程训练 MMoE 的速度
+是一个进程两个线程的 1.2-1.6 倍，AUC 大致相同（见 benchmarks/README.md）。
 代价是：哪个进程先写，每次运行都不同，所以 Hogwild 训练无法逐位复现。这就是本课在单个进程中训练的原因。
 
 ```bash
