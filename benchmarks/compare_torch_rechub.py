@@ -147,13 +147,15 @@ class SharedMemoryPeak:
 
     SAMPLE_AFTER_S = 1.0
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled  # off: no sample, peak_mb stays 0
         self.peak_mb = 0.0
         self._timer: threading.Timer | None = None
 
     def epoch_started(self) -> None:
-        self._timer = threading.Timer(self.SAMPLE_AFTER_S, self._sample)
-        self._timer.start()
+        if self.enabled:
+            self._timer = threading.Timer(self.SAMPLE_AFTER_S, self._sample)
+            self._timer.start()
 
     def epoch_ended(self) -> None:
         if self._timer is not None:
@@ -163,16 +165,6 @@ class SharedMemoryPeak:
     def _sample(self) -> None:
         total = sum(proportional_memory_mb(pid) for pid in [os.getpid(), *child_pids()])
         self.peak_mb = max(self.peak_mb, total)
-
-
-class NoMemorySampling:
-    peak_mb = 0.0
-
-    def epoch_started(self) -> None:
-        pass
-
-    def epoch_ended(self) -> None:
-        pass
 
 
 def cpu_seconds() -> float:
@@ -392,7 +384,7 @@ def run_worker(implementation: str, model: str, data_dir: Path, epochs: list[int
             "rechub_mini_hogwild": functools.partial(setup_rechub_mini,
                                                      hogwild_processes=threads)}[implementation]
     hogwild = implementation == "rechub_mini_hogwild"
-    memory = SharedMemoryPeak() if hogwild else NoMemorySampling()
+    memory = SharedMemoryPeak(enabled=hogwild)
     start = time.perf_counter()
     setup = make(model, data_dir, batch_size, lr, weight_decay, seed)
     setup_seconds = time.perf_counter() - start
