@@ -21,6 +21,9 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 DATA ?= data/ali-ccp
 PYTEST_ARGS ?=
+# test processes (pytest-xdist); each notebook runs in one of them, its cells in order.
+# TEST_WORKERS=0 runs the suite in this one process
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test notebooks student bench clean
 
@@ -45,7 +48,7 @@ demo: $(STAMP)
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tutorials/sanitize.cfg
 
 test: $(STAMP)
-	RECHUB_MINI_PROGRESS=0 $(PY) -m pytest $(NBVAL) tests tutorials/en tutorials/zh $(PYTEST_ARGS)
+	RECHUB_MINI_PROGRESS=0 $(PY) -m pytest $(NBVAL) -n $(TEST_WORKERS) tests tutorials/en tutorials/zh $(PYTEST_ARGS)
 
 notebooks: $(STAMP)
 	RECHUB_MINI_PROGRESS=0 $(PY) tutorials/build_notebooks.py $(LESSONS)
